@@ -1,0 +1,55 @@
+"""jepa-wms: Joint-Embedding Predictive World Models.
+
+Data flows env → dataset → encoder → predictor → planner → evaluation. The public API (imported lazily, so
+``import jepa_wms`` stays cheap):
+
+- ``make_env`` / ``env_names`` — environments with exact state setting and the reference success rules
+- ``collect`` / ``TrajectoryStore`` / ``WindowDataset`` — generate, store and read trajectories
+- ``load_config`` / ``ExperimentConfig`` — typed configs with ``key=value`` overrides
+- ``build_world_model`` / ``WorldModel`` / ``load_world_model`` — ``encode`` observations, ``rollout`` actions
+- ``train`` — train a world model; ``evaluate`` — plan seeded episodes and score them
+- ``CEMPlanner`` / ``run_mpc`` / ``goal_cost`` — plan in latent space
+- ``run_demo`` — collect → train → evaluate
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "make_env": "jepa_wms.envs",
+    "env_names": "jepa_wms.envs",
+    "env_spec": "jepa_wms.envs",
+    "collect": "jepa_wms.datasets",
+    "TrajectoryStore": "jepa_wms.datasets",
+    "WindowDataset": "jepa_wms.datasets",
+    "load_config": "jepa_wms.config",
+    "ExperimentConfig": "jepa_wms.config",
+    "ConfigError": "jepa_wms.config",
+    "build_world_model": "jepa_wms.world_model",
+    "WorldModel": "jepa_wms.world_model",
+    "LatentState": "jepa_wms.world_model",
+    "load_world_model": "jepa_wms.checkpoint",
+    "CheckpointError": "jepa_wms.checkpoint",
+    "train": "jepa_wms.training",
+    "evaluate": "jepa_wms.evaluation",
+    "CEMPlanner": "jepa_wms.planning",
+    "goal_cost": "jepa_wms.planning",
+    "run_mpc": "jepa_wms.planning.mpc",
+    "run_demo": "jepa_wms.demo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'jepa_wms' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

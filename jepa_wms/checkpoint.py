@@ -1,0 +1,128 @@
+"""Checkpoints: atomic writes, ``weights_only`` loads, and errors that say which file is wrong and why.
+
+A checkpoint is a plain dict of tensors and primitive types (so ``torch.load(weights_only=True)`` can read it):
+``format``, ``format_version``, ``model_type``, ``config`` (the experiment config as a dict), ``env``, ``model``
+(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+CHECKPOINT_FORMAT = "jepa-wms-checkpoint"
+CHECKPOINT_VERSION = 1
+MODEL_TYPE = "jepa_wm"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable jepa-wms checkpoint for the requested model."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Save ``payload`` (model/optimizer state, config, counters) atomically with the format header."""
+    buf = io.BytesIO()
+    torch.save(
+        {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "model_type": MODEL_TYPE, **payload}, buf
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a jepa-wms checkpoint (never unpickles arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} holds objects that are not plain tensors/containers and was refused "
+            f"(weights_only load): {str(exc).splitlines()[0]}"
+        ) from exc
+    except Exception as exc:  # the unpickler raises many types (KeyError, EOFError, RuntimeError, ...) on junk
+        raise CheckpointError(
+            f"{path} is not a readable torch checkpoint (truncated or corrupt?): {str(exc).splitlines()[0]}"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(
+            f"{path} is not a jepa-wms checkpoint: expected a dict with format={CHECKPOINT_FORMAT!r}, found {keys}"
+        )
+    if ckpt.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format_version {ckpt.get('format_version')}, this jepa-wms reads {CHECKPOINT_VERSION}"
+        )
+    for key in ("model_type", "config", "model"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path} lacks the key '{key}'")
+    if ckpt["model_type"] != MODEL_TYPE:
+        raise CheckpointError(f"checkpoint {path} holds a {ckpt['model_type']!r} model, expected {MODEL_TYPE!r}")
+    return ckpt
+
+
+def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``load_state_dict(strict=True)`` with an error naming the file, the keys and both shapes."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append("shape mismatch " + "; ".join(mismatched[:3]))
+        if missing:
+            parts.append(f"missing keys {missing[:3]}{' …' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:3]}{' …' if len(unexpected) > 3 else ''}")
+        raise CheckpointError(f"checkpoint {source} does not fit this model: " + ", ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def load_world_model(path: str | Path, map_location: str | torch.device = "cpu"):
+    """Rebuild the world model stored in a training checkpoint.
+
+    Returns ``(model, config, checkpoint)``: the model in eval mode with its weights and normalisation stats, the
+    ``ExperimentConfig`` it was trained with, and the raw checkpoint dict (``env_kwargs``, ``epoch``, ...).
+    """
+    from .config import ConfigError, config_from_dict
+    from .world_model import build_world_model
+
+    ckpt = load_checkpoint(path, map_location)
+    try:
+        cfg = config_from_dict(ckpt["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {path} has a config this version cannot read: {exc}") from exc
+    dims = ckpt.get("dims")
+    if not isinstance(dims, dict) or not {"raw_action_dim", "proprio_dim"} <= set(dims):
+        raise CheckpointError(f"checkpoint {path} lacks 'dims' (raw_action_dim, proprio_dim)")
+    model = build_world_model(
+        cfg.model, raw_action_dim=dims["raw_action_dim"], proprio_dim=dims["proprio_dim"], frameskip=cfg.data.frameskip
+    )
+    load_state_strict(model, ckpt["model"], path)
+    return model.to(map_location).eval(), cfg, ckpt

@@ -1,0 +1,87 @@
+"""``jepa-wms collect|train|eval|demo``: a thin command line over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jepa-wms", description="Joint-Embedding Predictive World Models")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("collect", help="generate trajectories from an env into an HDF5 dataset")
+    c.add_argument("--env", default="wall")
+    c.add_argument("--episodes", type=int, default=1000)
+    c.add_argument("--episode-len", type=int, default=50)
+    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--img-size", type=int, default=64)
+    c.add_argument("--out", required=True, help="dataset folder (gets trajectories.h5)")
+    c.add_argument("--overwrite", action="store_true")
+
+    t = sub.add_parser("train", help="train a world model on a dataset")
+    t.add_argument("--config", default="wall", help="YAML file or embedded config name (default: wall)")
+    t.add_argument("--data", required=True, help="dataset folder written by `jepa-wms collect`")
+    t.add_argument("--out", required=True, help="run folder (checkpoints/, log.csv, tensorboard/)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=5")
+
+    e = sub.add_parser("eval", help="plan seeded episodes with a checkpoint and report success")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--episodes", type=int, default=None)
+    e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--out", required=True)
+    e.add_argument("--device", default="auto")
+    e.add_argument("overrides", nargs="*", metavar="key=value", help="plan.*/eval.* overrides, e.g. plan.alpha=0.1")
+
+    d = sub.add_parser("demo", help="collect → train → eval with the embedded offline default config")
+    d.add_argument("--env", default="wall")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("overrides", nargs="*", metavar="key=value")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .training import TrainingError
+
+    try:
+        if args.command == "collect":
+            from .datasets import collect
+
+            path = collect(args.env, args.episodes, args.out, episode_len=args.episode_len, workers=args.workers,
+                           seed=args.seed, img_size=args.img_size, overwrite=args.overwrite)
+            print(f"wrote {path}")
+        elif args.command == "train":
+            from .config import load_config
+            from .training import train
+
+            ckpt = train(load_config(args.config, args.overrides), args.data, args.out, resume=args.resume)
+            print(f"checkpoint: {ckpt}")
+        elif args.command == "eval":
+            from .demo import print_results_table
+            from .evaluation import evaluate
+
+            res = evaluate(args.checkpoint, args.out, episodes=args.episodes, seed=args.seed,
+                           overrides=args.overrides, device=args.device)
+            print_results_table(res["env"], res)
+            print(f"results: {args.out}/results.json")
+        elif args.command == "demo":
+            from .demo import run_demo
+
+            run_demo(args.env, args.out, args.overrides)
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, ConfigError, TrainingError) as exc:
+        print(f"jepa-wms {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"jepa-wms {args.command}: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Typed experiment configs: YAML files plus ``a.b=value`` overrides, validated against dataclasses.
+
+Every section is a dataclass with documented fields. Unknown keys, wrong types and bad values are errors that name the
+key, so a typo never silently falls back to a default (the original read untyped YAML with ``.get``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGE_CONFIGS = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not match the schema."""
+
+
+@dataclass
+class CollectConfig:
+    episodes: int = 1000  # trajectories to generate
+    episode_len: int = 50  # env steps per trajectory
+    workers: int = 2  # collection processes
+    seed: int = 0
+    img_size: int = 64  # rendered frame side in pixels
+
+
+@dataclass
+class DataConfig:
+    val_fraction: float = 0.05  # share of episodes held out for validation losses
+    num_frames: int = 7  # frames per training window: context + predicted (W+1 in the paper's notation)
+    frameskip: int = 5  # env steps between kept frames; their actions are concatenated into one model action
+    preload: str = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
+
+
+@dataclass
+class EncoderConfig:
+    type: str = "conv"  # "conv": small CNN trained end to end
+    img_size: int = 32  # frames are resized to this before encoding
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    embed_dim: int = 64  # D, latent width per token
+    grid_size: int = 4  # latent tokens per frame = grid_size²
+
+
+@dataclass
+class PredictorConfig:
+    type: str = "adaln"  # "adaln": JEPA-WM action-modulated ViT
+    pred_dim: int = 112  # width of the visual part of each predictor token
+    depth: int = 3
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    init_scale_adaln: float = 10.0  # AdaLN modulation init std = 0.02 × this (0 gives AdaLN-zero)
+
+
+@dataclass
+class ModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    proprio_emb_dim: int = 16  # 0 disables proprio input and proprio cost
+
+
+@dataclass
+class LossConfig:
+    distance: str = "l2"  # "l2" (MSE) | "l1" | "smooth_l1", averaged over latent dims
+    rollout_steps: int = 6  # R: autoregressive steps in the rollout term; 1 = teacher forcing only
+    rollout_stop_grad: bool = False  # detach the fed-back predictions (no backprop through time)
+    proprio_weight: float = 1.0  # weight of the decoded-proprio error next to the visual error
+    target_stop_grad: bool = False  # detach encoder targets (only sensible with a frozen encoder)
+    regularizer: str = "vicreg"  # "vicreg" | "sigreg" | "none": anti-collapse loss on encoder latents
+    reg_weight: float = 1.0
+    vicreg_var_weight: float = 10.0  # the usual 1 leaves the Wall encoder collapsed (see docs)
+    vicreg_cov_weight: float = 0.04
+    sigreg_projections: int = 256
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # end of the cosine decay
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # "cosine" | "constant"
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    epochs: int = 20
+    batch_size: int = 128  # global batch, split over DDP ranks
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" (auto: bf16 autocast where the hardware has it)
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    log_every: int = 20  # steps between CSV/TensorBoard rows
+    keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt next to last.pt
+
+
+@dataclass
+class PlanConfig:
+    planner: str = "cem"
+    num_samples: int = 300
+    iterations: int = 30
+    num_elites: int = 10
+    init_std: float = 1.0  # in normalised action units
+    horizon: int = 6  # H, model steps per plan
+    execute: int = 6  # model actions executed before replanning (H = execute: one open-loop plan)
+    cost: str = "L2"  # "L2" | "L1" latent distance on the final predicted step
+    alpha: float = 1.0  # weight of the proprio term in the cost
+    action_clip: float = 2.0  # clip planned actions to ±this many data std (0 disables)
+    episode_chunk: int = 32  # episodes planned together in one batch
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = 96
+    seed: int = 0
+    videos: int = 8  # episodes to write a video for
+    video_format: str = "gif"  # "gif" | "mp4"
+
+
+@dataclass
+class ExperimentConfig:
+    env: str = "wall"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    "loss.distance": ("l2", "l1", "smooth_l1"),
+    "loss.regularizer": ("vicreg", "sigreg", "none"),
+    "optim.schedule": ("cosine", "constant"),
+    "train.precision": ("auto", "fp32", "bf16"),
+    "data.preload": ("auto", "true", "false"),
+    "plan.planner": ("cem",),
+    "plan.cost": ("L2", "L1"),
+    "eval.video_format": ("gif", "mp4"),
+    "model.encoder.type": ("conv",),
+    "model.predictor.type": ("adaln",),
+}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
+        return _from_dict(tp, value, key + ".")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)[:1]
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads '2e-4' (no dot) as a string.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+    if tp in (float, str) and not isinstance(value, tp):
+        raise ConfigError(f"config key '{key}' must be a {tp.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}' (valid keys under '{prefix or '<top>'}': {', '.join(names)})"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    obj = cls(**kwargs)
+    for name in names:
+        key = prefix + name
+        if key in _CHOICES and getattr(obj, name) not in _CHOICES[key]:
+            raise ConfigError(f"config key '{key}' is {getattr(obj, name)!r}; expected one of {_CHOICES[key]}")
+    return obj
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``'model.predictor.depth=4'`` → ``{'model': {'predictor': {'depth': 4}}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key=value (e.g. train.epochs=10)")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    node: dict[str, Any] = {}
+    cur = node
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cur[part] = {}
+        cur = cur[part]
+    cur[parts[-1]] = value
+    return node
+
+
+def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    merged = dict(data)
+    for text in overrides:
+        merged = _merge(merged, parse_override(text))
+    return _from_dict(ExperimentConfig, merged)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Load ``path`` (a YAML file, or the name of an embedded config such as ``wall``) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists() and (PACKAGE_CONFIGS / f"{path}.yaml").exists():
+            p = PACKAGE_CONFIGS / f"{path}.yaml"
+        if not p.exists():
+            embedded = sorted(q.stem for q in PACKAGE_CONFIGS.glob("*.yaml"))
+            raise FileNotFoundError(f"config file {p} not found (embedded configs: {', '.join(embedded)})")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = loaded or {}
+    return config_from_dict(data, overrides)

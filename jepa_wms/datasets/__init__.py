@@ -1,0 +1,76 @@
+"""Trajectory datasets: collection, the HDF5 on-disk format, normalisation and training windows.
+
+Names load lazily (PEP 562) so that data-collection worker processes, which import
+`jepa_wms.datasets.collect`, do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "collect": "collect",
+    "collect_episode": "collect",
+    "Normalizer": "normalize",
+    "AR1RandomWalk": "policies",
+    "DoorSeekingWalk": "policies",
+    "Policy": "policies",
+    "default_policy": "policies",
+    "FILENAME": "storage",
+    "FORMAT": "storage",
+    "FORMAT_VERSION": "storage",
+    "DatasetError": "storage",
+    "TrajectoryStore": "storage",
+    "TrajectoryWriter": "storage",
+    "resolve_path": "storage",
+    "WindowDataset": "windows",
+    "split_episodes": "windows",
+}
+
+__all__ = [
+    "AR1RandomWalk",
+    "DatasetError",
+    "DoorSeekingWalk",
+    "FILENAME",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Normalizer",
+    "Policy",
+    "TrajectoryStore",
+    "TrajectoryWriter",
+    "WindowDataset",
+    "collect",
+    "collect_episode",
+    "default_policy",
+    "resolve_path",
+    "split_episodes",
+]
+
+if TYPE_CHECKING:
+    from jepa_wms.datasets.collect import collect, collect_episode
+    from jepa_wms.datasets.normalize import Normalizer
+    from jepa_wms.datasets.policies import AR1RandomWalk, DoorSeekingWalk, Policy, default_policy
+    from jepa_wms.datasets.storage import (
+        FILENAME,
+        FORMAT,
+        FORMAT_VERSION,
+        DatasetError,
+        TrajectoryStore,
+        TrajectoryWriter,
+        resolve_path,
+    )
+    from jepa_wms.datasets.windows import WindowDataset, split_episodes
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jepa_wms.datasets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"jepa_wms.datasets.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,203 @@
+"""``evaluate(checkpoint, out_dir)``: plan seeded episodes with a trained world model and score them.
+
+Episode k's start and goal depend only on (seed, k), and so does its planner noise, so results do not depend on how
+episodes are batched or split. Finished episodes are appended to ``episodes.jsonl`` chunk by chunk; a killed
+evaluation resumes from there. At the end: ``results.json`` (atomic), ``episodes.csv``, a cost-over-iterations
+plot, a path plot and agent-vs-goal videos of the first episodes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..checkpoint import atomic_write_bytes, load_world_model
+from ..config import ExperimentConfig, PlanConfig, config_from_dict
+from ..envs import env_spec, make_env
+from ..planning import CEMPlanner
+from ..planning.mpc import run_mpc
+from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
+from .media import plot_cost_history, plot_trajectories, write_video
+
+
+def episode_start_goal(env: Any, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and goal of episode ``index``: a function of (seed, index) only."""
+    return env.unwrapped.sample_start_goal(np.random.default_rng([seed, index]))
+
+
+def build_planner(plan: PlanConfig) -> CEMPlanner:
+    bound = plan.action_clip if plan.action_clip > 0 else None
+    return CEMPlanner(
+        num_samples=plan.num_samples,
+        iterations=plan.iterations,
+        num_elites=plan.num_elites,
+        init_std=plan.init_std,
+        action_low=None if bound is None else -bound,
+        action_high=bound,
+    )
+
+
+def _eval_fingerprint(cfg: ExperimentConfig, checkpoint: Path, seed: int) -> str:
+    key = json.dumps({"plan": cfg.plan.__dict__, "seed": seed, "ckpt": str(checkpoint.resolve()),
+                      "mtime": checkpoint.stat().st_mtime_ns}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _load_done(jsonl: Path) -> dict[int, dict]:
+    done: dict[int, dict] = {}
+    if jsonl.exists():
+        for line in jsonl.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill
+                continue
+            done[int(rec["episode"])] = rec
+    return done
+
+
+def _append_records(jsonl: Path, records: Sequence[dict]) -> None:
+    with open(jsonl, "a") as f:
+        for rec in records:
+            f.write(json.dumps(rec) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _run_chunk(model, cfg: ExperimentConfig, env_kwargs: dict, indices: list[int], seed: int, device, dtype,
+               video_dir: Path | None, videos: int) -> list[dict]:
+    envs = [make_env(cfg.env, **env_kwargs) for _ in indices]
+    first, goals, specs = [], [], []
+    for env, k in zip(envs, indices):
+        start, goal = episode_start_goal(env, seed, k)
+        goal_obs, _ = env.reset(options={"state": goal, "goal": goal})
+        obs, _ = env.reset(options={"state": start, "goal": goal})
+        first.append(obs)
+        goals.append(goal_obs)
+        specs.append((start, goal))
+    spec = env_spec(cfg.env)
+    t0 = time.perf_counter()
+    traces = run_mpc(
+        model, envs, first, goals, build_planner(cfg.plan), [seeded_generator(seed, k, 7) for k in indices],
+        horizon=cfg.plan.horizon, execute=cfg.plan.execute, total_steps=spec.eval_steps, alpha=cfg.plan.alpha,
+        cost_kind=cfg.plan.cost, autocast_ctx=lambda: autocast(device, dtype), device=device,
+    )
+    wall = (time.perf_counter() - t0) / len(indices)
+    records = []
+    for env, k, (start, goal), trace, g_obs in zip(envs, indices, specs, traces, goals):
+        final = trace.states[-1]
+        rec = {
+            "episode": k,
+            "success": bool(env.unwrapped.is_success(final, goal)),
+            "final_distance": float(env.unwrapped.distance(final, goal)),
+            "start_distance": float(env.unwrapped.distance(start, goal)),
+            "plan_seconds": trace.plan_seconds,
+            "episode_seconds": wall,
+            "start": np.asarray(start).tolist(),
+            "goal": np.asarray(goal).tolist(),
+            "states": np.asarray(trace.states).tolist(),
+            "cost_history": trace.cost_histories[0].tolist(),
+        }
+        records.append(rec)
+        if video_dir is not None and k < videos:
+            tag = "succ" if rec["success"] else "fail"
+            write_video(video_dir / f"episode_{k:03d}_{tag}.{cfg.eval.video_format}", trace.frames, g_obs["pixels"])
+    return records
+
+
+def summarize(records: Sequence[dict]) -> dict[str, Any]:
+    dist = np.array([r["final_distance"] for r in records])
+    return {
+        "success_rate": float(np.mean([r["success"] for r in records])),
+        "episodes": len(records),
+        "successes": int(sum(r["success"] for r in records)),
+        "mean_final_distance": float(dist.mean()),
+        "median_final_distance": float(np.median(dist)),
+        "planning_seconds_per_episode": float(np.mean([r["plan_seconds"] for r in records])),
+        "episode_seconds": float(np.mean([r["episode_seconds"] for r in records])),
+    }
+
+
+def evaluate(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    episodes: int | None = None,
+    seed: int | None = None,
+    overrides: Sequence[str] = (),
+    device: str = "auto",
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on seeded episodes; ``overrides`` (``plan.*``, ``eval.*`` keys) change the protocol.
+    Returns the summary that is also written to ``out_dir/results.json``."""
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    dev = resolve_device(device)
+    model, cfg, ckpt = load_world_model(checkpoint, dev)
+    bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(("plan.", "eval."))]
+    if bad:
+        raise ValueError(f"evaluation overrides may only change plan.* and eval.* keys, got {bad[0]!r}")
+    cfg = config_from_dict(cfg.to_dict(), overrides)
+    n = cfg.eval.episodes if episodes is None else episodes
+    seed = cfg.eval.seed if seed is None else seed
+    dtype = resolve_dtype(cfg.train.precision, dev)
+    env_kwargs = dict(ckpt.get("env_kwargs", cfg.env_kwargs))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = out_dir / "episodes.jsonl"
+    meta_path = out_dir / "eval_meta.json"
+    fingerprint = _eval_fingerprint(cfg, checkpoint, seed)
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") != fingerprint:
+        raise FileExistsError(
+            f"{out_dir} holds an evaluation with another checkpoint, seed or planner setting; use a new --out"
+        )
+    atomic_write_bytes(meta_path, json.dumps({"fingerprint": fingerprint}).encode())
+    done = _load_done(jsonl)
+    todo = [k for k in range(n) if k not in done]
+    chunk = max(1, cfg.plan.episode_chunk)
+    bar = tqdm(total=n, initial=n - len(todo), desc="eval episodes", disable=not show_progress)
+    for i in range(0, len(todo), chunk):
+        indices = todo[i : i + chunk]
+        records = _run_chunk(model, cfg, env_kwargs, indices, seed, dev, dtype, out_dir / "videos", cfg.eval.videos)
+        _append_records(jsonl, records)
+        done.update({r["episode"]: r for r in records})
+        bar.update(len(indices))
+        bar.set_postfix(success=f"{np.mean([r['success'] for r in done.values()]):.2f}")
+    bar.close()
+
+    records = [done[k] for k in range(n)]
+    summary = {
+        **summarize(records),
+        "seed": seed,
+        "checkpoint": str(checkpoint),
+        "env": cfg.env,
+        "plan": cfg.plan.__dict__,
+    }
+    atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=2).encode())
+    _write_csv(out_dir / "episodes.csv", records)
+    plot_cost_history(out_dir / "planning_cost.png", np.array([r["cost_history"] for r in records]),
+                      title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}")
+    plot_trajectories(out_dir / "paths.png", records[:16], arena=env_kwargs.get("arena_size"))
+    return summary
+
+
+def _write_csv(path: Path, records: Sequence[dict]) -> None:
+    cols = ["episode", "success", "final_distance", "start_distance", "plan_seconds", "episode_seconds"]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols + ["start", "goal"])
+        for r in records:
+            w.writerow([r[c] for c in cols] + [" ".join(f"{v:.3f}" for v in r["start"]),
+                                                " ".join(f"{v:.3f}" for v in r["goal"])])
+    os.replace(tmp, path)
+
+
+__all__ = ["build_planner", "episode_start_goal", "evaluate", "summarize"]

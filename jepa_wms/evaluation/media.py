@@ -1,0 +1,91 @@
+"""Pictures people would rather look at than numbers: agent-vs-goal videos and planning-cost plots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _upscale(frame: np.ndarray, min_size: int = 192) -> np.ndarray:
+    factor = max(1, -(-min_size // frame.shape[0]))
+    return frame.repeat(factor, 0).repeat(factor, 1)
+
+
+def side_by_side(frame: np.ndarray, goal: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Agent frame | white gap | goal frame, upscaled (nearest) so small renders stay visible."""
+    a, g = _upscale(frame), _upscale(goal)
+    sep = np.full((a.shape[0], gap, 3), 255, np.uint8)
+    return np.concatenate([a, sep, g], axis=1)
+
+
+def write_video(path: str | Path, frames: Sequence[np.ndarray], goal: np.ndarray, fps: int = 8) -> Path:
+    """Write the episode as GIF or MP4 (by suffix): each frame shows the agent (left) next to the goal (right).
+    The last frame is held for a second so the outcome can be read."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [side_by_side(f, goal) for f in frames] + [side_by_side(frames[-1], goal)] * fps
+    if path.suffix == ".mp4":
+        try:
+            imageio.mimwrite(path, images, fps=fps, macro_block_size=1)
+        except (ImportError, ValueError, RuntimeError) as exc:
+            raise RuntimeError(f"writing {path} needs ffmpeg: pip install 'jepa-wms[video]' ({exc})") from exc
+    else:
+        imageio.mimwrite(path, images, duration=1000 / fps, loop=0)
+    return path
+
+
+def plot_cost_history(path: str | Path, histories: np.ndarray, title: str = "") -> Path:
+    """Planning cost of the planner's mean over iterations (first plan of each episode): median, quartiles and a
+    few individual episodes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    iters = np.arange(1, histories.shape[1] + 1)
+    for h in histories[:8]:
+        ax.plot(iters, h, color="0.75", lw=0.8)
+    q25, q50, q75 = np.percentile(histories, [25, 50, 75], axis=0)
+    ax.fill_between(iters, q25, q75, alpha=0.3, label="interquartile range")
+    ax.plot(iters, q50, lw=2, label=f"median over {len(histories)} episodes")
+    ax.set_yscale("log")
+    ax.set_xlabel("planner iteration")
+    ax.set_ylabel("latent cost of the plan")
+    ax.set_title(title or "planning cost over iterations")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_trajectories(path: str | Path, episodes: Sequence[dict], arena: float | None = None) -> Path:
+    """2-D state paths (first two state dims) of a few episodes: start ○, goal ★, green = success, red = failure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    for ep in episodes:
+        xy = np.asarray(ep["states"])[:, :2]
+        color = "tab:green" if ep["success"] else "tab:red"
+        ax.plot(xy[:, 0], xy[:, 1], color=color, lw=1)
+        ax.plot(*xy[0], "o", color=color, ms=4)
+        ax.plot(*np.asarray(ep["goal"])[:2], "*", color=color, ms=9)
+    if arena:
+        ax.set_xlim(0, arena)
+        ax.set_ylim(arena, 0)  # image convention: y grows downwards
+    ax.set_aspect("equal")
+    ax.set_title("episode paths (○ start, ★ goal)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

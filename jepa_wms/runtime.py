@@ -1,0 +1,74 @@
+"""Device, precision, threads and distributed set-up shared by training, evaluation and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available (use device=cpu)")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 matrix units (AVX512-BF16 or AMX), where autocast pays off."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` → bf16 autocast on GPUs that support it and on CPUs with bf16 units, else fp32."""
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def seeded_generator(*seed_parts: int) -> torch.Generator:
+    """A CPU generator whose seed depends only on ``seed_parts`` (e.g. (seed, step) or (seed, episode))."""
+    g = torch.Generator()
+    mixed = 0
+    for part in seed_parts:
+        mixed = (mixed * 1_000_003 + int(part) + 0x9E3779B9) % (2**63 - 1)
+    g.manual_seed(mixed)
+    return g
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) when not distributed."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+@contextlib.contextmanager
+def distributed(device: torch.device) -> Iterator[tuple[int, int]]:
+    """Initialise a process group under torchrun (NCCL on GPU, Gloo on CPU) and tear it down afterwards."""
+    rank, world, _ = dist_info()
+    if world == 1:
+        yield 0, 1
+        return
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield rank, world
+    finally:
+        torch.distributed.destroy_process_group()

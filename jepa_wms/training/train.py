@@ -1,0 +1,206 @@
+"""``train(cfg, data_dir, out_dir)``: the training program, top to bottom.
+
+set-up → data → model → optimizer → resume → loop over epochs (lr → forward under autocast → NaN check → backward →
+all-reduce (DDP) → clip → step → log) → validation → atomic checkpoint. All randomness comes from generators seeded by
+(seed, epoch) or (seed, step), so a run resumed from its last checkpoint produces the same weights as an
+uninterrupted one. Launch with ``torchrun --nproc-per-node N`` to train data-parallel.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..config import ExperimentConfig, config_from_dict
+from ..datasets import TrajectoryStore, WindowDataset, split_episodes
+from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
+from ..world_model import WorldModel, build_world_model
+from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
+from .logger import RunLogger
+from .losses import world_model_loss
+from .optim import build_optimizer, lr_at
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def build_from_store(cfg: ExperimentConfig, store: TrajectoryStore) -> WorldModel:
+    a, p = store.action_stats, store.proprio_stats
+    return build_world_model(
+        cfg.model,
+        raw_action_dim=store.action_dim,
+        proprio_dim=store.proprio_dim,
+        frameskip=cfg.data.frameskip,
+        action_mean=torch.as_tensor(a.mean),
+        action_std=torch.as_tensor(a.std),
+        proprio_mean=torch.as_tensor(p.mean),
+        proprio_std=torch.as_tensor(p.std),
+    )
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _all_reduce_grads(model: torch.nn.Module, world: int) -> None:
+    # Plain gradient averaging: the loss is computed through several sub-modules, which DDP's forward hook would
+    # not see; a flat all-reduce per step is what DDP does anyway.
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.flatten() for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+@torch.no_grad()
+def _validate(model, val: WindowDataset, cfg: ExperimentConfig, device, dtype, max_batches: int = 4) -> dict:
+    model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    batch_size = min(cfg.train.batch_size, len(val))
+    for i, batch in enumerate(val.batches(batch_size, epoch=0, seed=cfg.train.seed)):
+        if i >= max_batches:
+            break
+        with autocast(device, dtype):
+            _, stats = world_model_loss(model, _to_device(batch, device), cfg.loss, seeded_generator(cfg.train.seed, i))
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + v
+        n += 1
+    model.train()
+    return {k: v / n for k, v in totals.items()} if n else {}
+
+
+def _checkpoint_payload(model, opt, cfg, store, epoch: int, step: int) -> dict:
+    return {
+        "config": cfg.to_dict(),
+        "env": cfg.env,
+        "env_kwargs": dict(store.env_kwargs),
+        "dims": {"raw_action_dim": store.action_dim, "proprio_dim": store.proprio_dim},
+        "dataset": {"path": str(store.path), "episodes": store.num_episodes},
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "epoch": epoch,
+        "step": step,
+    }
+
+
+def _resume(path: Path, model, opt, cfg: ExperimentConfig) -> tuple[int, int]:
+    ckpt = load_checkpoint(path)
+    saved = config_from_dict(ckpt["config"])
+    for section in ("model", "data", "loss"):
+        if getattr(saved, section) != getattr(cfg, section):
+            raise CheckpointError(
+                f"cannot resume from {path}: its '{section}' config differs from the requested one "
+                f"(resume with the same config, or train into a new --out folder)"
+            )
+    load_state_strict(model, ckpt["model"], path)
+    opt.load_state_dict(ckpt["optimizer"])
+    return int(ckpt["epoch"]), int(ckpt["step"])
+
+
+def train(
+    cfg: ExperimentConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False, show_progress: bool = True
+) -> Path:
+    """Train a world model on the dataset in ``data_dir``; checkpoints go to ``out_dir/checkpoints/last.pt``."""
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoints" / "last.pt"
+    if ckpt_path.exists() and not resume:
+        raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue it, or choose another --out")
+    device = resolve_device(cfg.train.device)
+    dtype = resolve_dtype(cfg.train.precision, device)
+
+    with distributed(device) as (rank, world):
+        # ----- data -----
+        store = TrajectoryStore(data_dir, preload={"auto": "auto", "true": True, "false": False}[cfg.data.preload])
+        if store.env != cfg.env:
+            raise ValueError(f"dataset {store.path} was collected on env {store.env!r} but the config says {cfg.env!r}")
+        train_eps, val_eps = split_episodes(store.num_episodes, cfg.data.val_fraction, cfg.train.seed)
+        train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps)
+        val_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, val_eps)
+        steps_per_epoch = train_set.steps_per_epoch(cfg.train.batch_size)
+        if steps_per_epoch == 0:
+            raise ValueError(
+                f"dataset {store.path} has {len(train_set)} training windows, fewer than one batch of "
+                f"{cfg.train.batch_size}: collect more episodes or lower train.batch_size"
+            )
+        total_steps = cfg.train.epochs * steps_per_epoch
+
+        # ----- model and optimizer -----
+        torch.manual_seed(cfg.train.seed)
+        model = build_from_store(cfg, store).to(device)
+        opt = build_optimizer(model, cfg.optim)
+        epoch, step = _resume(ckpt_path, model, opt, cfg) if resume and ckpt_path.exists() else (0, 0)
+        logger = RunLogger(out_dir, enabled=rank == 0)
+        logger.truncate_after(step)
+        if rank == 0:
+            (out_dir / "config.yaml").write_text(_yaml(cfg))
+            print(f"[train] {model.num_parameters():,} trainable parameters, {len(train_set):,} windows, "
+                  f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs, {device} {str(dtype)[6:]}"
+                  + (f", resuming at epoch {epoch}" if epoch else ""))
+
+        # ----- loop -----
+        model.train()
+        while epoch < cfg.train.epochs:
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                       disable=not show_progress or rank != 0, leave=False)
+            t_last, samples = time.perf_counter(), 0
+            for batch in train_set.batches(cfg.train.batch_size, epoch, cfg.train.seed, rank, world):
+                lr = lr_at(step, total_steps, cfg.optim)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                with autocast(device, dtype):
+                    loss, stats = world_model_loss(
+                        model, _to_device(batch, device), cfg.loss, seeded_generator(cfg.train.seed, step)
+                    )
+                if not math.isfinite(stats["loss"]):
+                    raise TrainingError(
+                        f"loss became {stats['loss']} at step {step} (epoch {epoch}); the last good checkpoint is "
+                        f"{ckpt_path if ckpt_path.exists() else 'not written yet'}. Lower optim.lr or check the data."
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if world > 1:
+                    _all_reduce_grads(model, world)
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+                )
+                opt.step()
+                step += 1
+                samples += cfg.train.batch_size
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", std=f"{stats.get('latent_std', 0):.2f}")
+                if step % cfg.train.log_every == 0:
+                    now = time.perf_counter()
+                    stats.update(lr=lr, grad_norm=float(grad_norm), samples_per_s=samples / (now - t_last))
+                    t_last, samples = now, 0
+                    logger.log(step, epoch, "train", stats)
+            bar.close()
+            epoch += 1
+            if rank == 0:
+                val_stats = _validate(model, val_set, cfg, device, dtype)
+                logger.log(step, epoch, "val", val_stats)
+                payload = _checkpoint_payload(model, opt, cfg, store, epoch, step)
+                save_checkpoint(ckpt_path, payload)
+                if cfg.train.keep_epoch_checkpoints:
+                    save_checkpoint(ckpt_path.with_name(f"epoch_{epoch:03d}.pt"), payload)
+                print(f"[train] epoch {epoch}/{cfg.train.epochs} step {step} "
+                      + " ".join(f"val_{k}={v:.4f}" for k, v in val_stats.items() if k.startswith("loss")))
+        logger.close()
+    return ckpt_path
+
+
+def _yaml(cfg: ExperimentConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+__all__ = ["TrainingError", "build_from_store", "train"]

@@ -1,0 +1,182 @@
+"""The world model: encoder + action-conditioned predictor + proprio embedding, with the data normalisation it was
+trained on. This is the `Dynamics` the planners drive: ``encode`` observations once, ``rollout`` candidate actions.
+
+Proprio is z-normalised, embedded by a linear ``ProprioEncoder`` and concatenated to every visual token inside the
+predictor. The predicted proprio embedding is decoded back to normalised proprio (``ProprioDecoder``), and rollouts
+re-embed that decoded value: the proprio loss and the planning cost then live in normalised proprio units, a space
+that cannot collapse (the original compared embeddings of a trainable encoder, which can shrink to zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .encoders import ConvEncoder, Encoder
+from .predictors import AdaLNPredictor, ProprioDecoder, ProprioEncoder
+
+
+@dataclass
+class LatentState:
+    """Latents of a sequence of frames: ``visual`` (B, T, N, D), ``proprio`` normalised (B, T, P) or None."""
+
+    visual: Tensor
+    proprio: Tensor | None
+
+
+class WorldModel(nn.Module):
+    def __init__(
+        self,
+        encoder: Encoder,
+        predictor: AdaLNPredictor,
+        proprio_encoder: ProprioEncoder | None,
+        proprio_decoder: ProprioDecoder | None,
+        action_mean: Tensor,
+        action_std: Tensor,
+        proprio_mean: Tensor,
+        proprio_std: Tensor,
+        frameskip: int,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.predictor = predictor
+        self.proprio_encoder = proprio_encoder
+        self.proprio_decoder = proprio_decoder
+        self.frameskip = frameskip
+        # Raw per-env-step action stats (A,); a model action is `frameskip` of them concatenated.
+        self.register_buffer("action_mean", action_mean.float().clone())
+        self.register_buffer("action_std", action_std.float().clone())
+        self.register_buffer("proprio_mean", proprio_mean.float().clone())
+        self.register_buffer("proprio_std", proprio_std.float().clone())
+
+    @property
+    def action_dim(self) -> int:
+        """Model action dim: frameskip × raw action dim."""
+        return self.frameskip * self.action_mean.numel()
+
+    @property
+    def uses_proprio(self) -> bool:
+        return self.proprio_encoder is not None
+
+    # ----- normalisation -------------------------------------------------------------------------------------
+    def normalize_proprio(self, proprio: Tensor) -> Tensor:
+        return (proprio - self.proprio_mean) / self.proprio_std
+
+    def denormalize_actions(self, actions: Tensor) -> Tensor:
+        """Model actions (..., frameskip·A) normalised → raw env actions (..., frameskip, A)."""
+        raw = actions.unflatten(-1, (self.frameskip, -1))
+        return raw * self.action_std + self.action_mean
+
+    def normalize_actions(self, raw: Tensor) -> Tensor:
+        """Raw env actions (..., frameskip, A) → model actions (..., frameskip·A)."""
+        return ((raw - self.action_mean) / self.action_std).flatten(-2)
+
+    # ----- encoding and prediction ---------------------------------------------------------------------------
+    def encode(self, pixels: Tensor, proprio: Tensor | None = None) -> LatentState:
+        """``pixels`` uint8 (B, T, H, W, 3), ``proprio`` raw (B, T, P) → latents (normalised proprio)."""
+        visual = self.encoder.encode_frames(pixels)
+        prop = self.normalize_proprio(proprio.float()) if proprio is not None and self.uses_proprio else None
+        return LatentState(visual, prop)
+
+    def _embed_proprio(self, proprio: Tensor | None) -> Tensor | None:
+        return self.proprio_encoder(proprio) if proprio is not None and self.proprio_encoder is not None else None
+
+    def _decode_proprio(self, emb: Tensor | None) -> Tensor | None:
+        return self.proprio_decoder(emb) if emb is not None and self.proprio_decoder is not None else None
+
+    def predict(self, state: LatentState, actions: Tensor) -> LatentState:
+        """Teacher forcing: frames 0..T−1 and actions (B, T, A_model) → predictions of frames 1..T (frame-causal)."""
+        z, p_emb = self.predictor(state.visual, actions, self._embed_proprio(state.proprio))
+        return LatentState(z, self._decode_proprio(p_emb))
+
+    def rollout(
+        self,
+        context: LatentState,
+        actions: Tensor,
+        context_actions: Tensor | None = None,
+        stop_grad: bool = False,
+    ) -> LatentState:
+        """Autoregressive prediction from ``context`` (B, C, ...) frames.
+
+        ``context_actions`` (B, C−1, A_model) are the actions between context frames; ``actions`` (B, H, A_model) start
+        at the last context frame. Returns the H predicted frames (B, H, ...). Predictions are fed back through a
+        key/value cache, so each step only computes the new frame's tokens; ``stop_grad`` detaches what is fed back
+        (truncated backprop: each step's gradient then reaches only its own predictor call).
+        """
+        num_ctx = context.visual.shape[1]
+        if num_ctx > 1 and (context_actions is None or context_actions.shape[1] != num_ctx - 1):
+            raise ValueError(f"rollout: {num_ctx} context frames need context_actions of shape (B, {num_ctx - 1}, A)")
+        cache = self.predictor.new_cache(context.visual.shape[0])
+        p_emb_ctx = self._embed_proprio(context.proprio)
+        for c in range(num_ctx - 1):
+            self.predictor.step(
+                context.visual[:, c], context_actions[:, c], None if p_emb_ctx is None else p_emb_ctx[:, c], cache
+            )
+        z = context.visual[:, -1]
+        p_emb = None if p_emb_ctx is None else p_emb_ctx[:, -1]
+        zs, ps = [], []
+        for h in range(actions.shape[1]):
+            z, p_emb_pred = self.predictor.step(z, actions[:, h], p_emb, cache)
+            p = self._decode_proprio(p_emb_pred)
+            p_emb = self._embed_proprio(p)
+            zs.append(z)
+            ps.append(p)
+            if stop_grad:
+                z = z.detach()
+                p_emb = None if p_emb is None else p_emb.detach()
+        proprio = torch.stack(ps, 1) if ps and ps[0] is not None else None
+        return LatentState(torch.stack(zs, 1), proprio)
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+def build_world_model(
+    cfg: ModelConfig,
+    *,
+    raw_action_dim: int,
+    proprio_dim: int,
+    frameskip: int,
+    action_mean: Tensor | None = None,
+    action_std: Tensor | None = None,
+    proprio_mean: Tensor | None = None,
+    proprio_std: Tensor | None = None,
+) -> WorldModel:
+    """Build a world model from its config and the dataset's dims and normalisation stats."""
+    enc_cfg, pred_cfg = cfg.encoder, cfg.predictor
+    encoder = ConvEncoder(
+        img_size=enc_cfg.img_size,
+        channels=tuple(enc_cfg.channels),
+        embed_dim=enc_cfg.embed_dim,
+        grid_size=enc_cfg.grid_size,
+    )
+    emb = cfg.proprio_emb_dim
+    predictor = AdaLNPredictor(
+        embed_dim=enc_cfg.embed_dim,
+        action_dim=frameskip * raw_action_dim,
+        proprio_emb_dim=emb,
+        pred_dim=pred_cfg.pred_dim,
+        depth=pred_cfg.depth,
+        num_heads=pred_cfg.num_heads,
+        grid_size=(enc_cfg.grid_size, enc_cfg.grid_size),
+        mlp_ratio=pred_cfg.mlp_ratio,
+        init_scale_adaln=pred_cfg.init_scale_adaln,
+    )
+    prop_enc = ProprioEncoder(proprio_dim, emb) if emb > 0 else None
+    prop_dec = ProprioDecoder(emb, proprio_dim) if emb > 0 else None
+    zeros_a, ones_a = torch.zeros(raw_action_dim), torch.ones(raw_action_dim)
+    zeros_p, ones_p = torch.zeros(proprio_dim), torch.ones(proprio_dim)
+    return WorldModel(
+        encoder,
+        predictor,
+        prop_enc,
+        prop_dec,
+        zeros_a if action_mean is None else torch.as_tensor(action_mean),
+        ones_a if action_std is None else torch.as_tensor(action_std),
+        zeros_p if proprio_mean is None else torch.as_tensor(proprio_mean),
+        ones_p if proprio_std is None else torch.as_tensor(proprio_std),
+        frameskip,
+    )

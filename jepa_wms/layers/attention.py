@@ -1,7 +1,8 @@
 """Multi-head self-attention with optional 3-D RoPE and a key/value cache for incremental decoding.
 
-Contract: ``Attention(dim, num_heads)(x (B, N, D), pos (N, 3) | (B, N, 3) | None, mask (N, Nk) | None,
-cache) -> (B, N, D)``. Parameter names ``qkv`` / ``proj`` follow the official ViT checkpoints.
+Contract: ``Attention(dim, num_heads)(x, pos, mask, cache) -> (B, N, D)`` with ``x (B, N, D)``,
+``pos (N, 3) | None``, ``mask (N, Nk) | None``. Parameter names ``qkv`` / ``proj`` follow the official ViT
+checkpoints.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ __all__ = ["Attention", "KVCache"]
 class KVCache:
     """Keys and values of one attention layer for all tokens seen so far: ``(B, heads, L, hd)`` each.
 
-    ``append`` replaces the stored tensors by concatenations instead of writing into them, so a cache derived
-    with :meth:`copy`, :meth:`expand` or :meth:`repeat_interleave` never changes the cache it came from: a
-    planner can encode the context once and reuse it for every CEM iteration. Concatenation keeps autograd
-    intact, so a rollout through the cache can be trained with backpropagation through time.
+    By default ``append`` replaces the stored tensors by concatenations instead of writing into them, so a
+    cache derived with :meth:`copy`, :meth:`expand` or :meth:`repeat_interleave` never changes the cache it
+    came from (a planner encodes the context once and reuses it for every CEM iteration), and autograd stays
+    intact for backpropagation through time.
+
+    Concatenating re-copies the whole cache at every step, which costs as much as the attention itself during
+    long candidate rollouts. :meth:`reserve` therefore lets a cache that nobody else shares grow inside a
+    private buffer, written in place; it only takes effect while autograd is off (in-place writes would
+    invalidate tensors saved for backward), and derived caches only ever see the filled prefix.
     """
 
     def __init__(
@@ -41,6 +47,8 @@ class KVCache:
         self.batch_size = batch_size
         self.keys = keys
         self.values = values
+        self._reserve = 0  # tokens of room to allocate at the next append (see `reserve`)
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # private, (B, heads, capacity, hd)
 
     def __repr__(self) -> str:
         return f"KVCache(batch_size={self.batch_size}, num_tokens={self.num_tokens})"
@@ -55,12 +63,41 @@ class KVCache:
             raise ValueError(
                 f"KVCache.append: cache holds batch {self.batch_size}, got keys {tuple(keys.shape)}"
             )
+        if torch.is_grad_enabled():
+            self._reserve, self._buffers = 0, None
+        elif self._reserve or self._buffers is not None:
+            return self._append_in_place(keys, values)
         if self.keys is None:
             self.keys, self.values = keys, values
         else:
             # Follow the incoming dtype so a cache filled in fp32 can be continued under bf16 autocast.
             self.keys = torch.cat((self.keys.to(keys.dtype), keys), dim=2)
             self.values = torch.cat((self.values.to(values.dtype), values), dim=2)
+        return self.keys, self.values
+
+    def reserve(self, num_tokens: int) -> None:
+        """Make room for ``num_tokens`` more tokens so the next appends write in place (autograd off only).
+
+        Call it only on a cache no other cache derives from while it grows, e.g. a private :meth:`copy`.
+        """
+        if num_tokens < 0:
+            raise ValueError(f"KVCache.reserve: num_tokens must be >= 0, got {num_tokens}")
+        self._reserve = num_tokens
+
+    def _append_in_place(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, new = self.num_tokens, keys.shape[2]
+        buffers = self._buffers
+        if buffers is None or buffers[0].shape[2] < start + new or buffers[0].dtype != keys.dtype:
+            capacity = start + max(new, self._reserve)
+            shape = (self.batch_size, keys.shape[1], capacity, keys.shape[3])
+            buffers = (keys.new_empty(shape), values.new_empty(shape))
+            if start:
+                buffers[0][:, :, :start] = self.keys
+                buffers[1][:, :, :start] = self.values
+            self._buffers, self._reserve = buffers, 0
+        buffers[0][:, :, start : start + new] = keys
+        buffers[1][:, :, start : start + new] = values
+        self.keys, self.values = buffers[0][:, :, : start + new], buffers[1][:, :, : start + new]
         return self.keys, self.values
 
     def copy(self) -> KVCache:
@@ -128,17 +165,28 @@ class Attention(nn.Module):
         batch, num_tokens, dim = x.shape
         if dim != self.dim:
             raise ValueError(f"Attention: expected width {self.dim}, got input {tuple(x.shape)}")
-        # (B, N, 3, heads, hd) -> 3 x (B, heads, N, hd)
-        q, k, v = self.qkv(x).view(batch, num_tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if self.rope is not None:
+        # (B, N, 3, heads, hd) -> (3, B, heads, N, hd)
+        qkv = self.qkv(x).view(batch, num_tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.rope is None:
+            q, k, v = qkv.unbind(0)
+        else:
             if pos is None:
                 raise ValueError("Attention: this layer uses RoPE, so token positions `pos` are required")
-            q, k = self.rope(q, pos), self.rope(k, pos)
+            # Rotating q and k in one call reads them once and builds the rotation matrices once.
+            q, k = self.rope(qkv[:2], pos).unbind(0)
+            v = qkv[2]
         if cache is not None:
             k, v = cache.append(k, v)
         if mask is not None and mask.shape != (num_tokens, k.shape[2]):
             raise ValueError(
                 f"Attention: mask must be (queries={num_tokens}, keys={k.shape[2]}), got {tuple(mask.shape)}"
             )
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16 and torch.is_grad_enabled():
+            # The CPU bf16 SDPA backward is ~6x slower than fp32 (torch 2.13: 750 vs 127 ms in a Wall-size
+            # training step) while the forward costs the same, so training on CPU attends in fp32.
+            with torch.autocast("cpu", enabled=False):
+                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+            out = out.to(torch.bfloat16)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(out.transpose(1, 2).reshape(batch, num_tokens, dim))

@@ -55,6 +55,11 @@ class PredictorCache:
     def copy(self) -> PredictorCache:
         return PredictorCache([c.copy() for c in self.layers], self.num_frames)
 
+    def reserve(self, num_tokens: int) -> None:
+        """Room for ``num_tokens`` more tokens per block, filled in place while autograd is off."""
+        for layer in self.layers:
+            layer.reserve(num_tokens)
+
     def expand(self, batch_size: int) -> PredictorCache:
         """Broadcast a batch-1 cache to ``batch_size`` rows without copying (one context, S candidates)."""
         return PredictorCache([c.expand(batch_size) for c in self.layers], self.num_frames)
@@ -65,7 +70,8 @@ class PredictorCache:
 
 
 def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+    # One fused pass over the (B, T, N, D) tensor; shift/scale are per frame (B, T, 1, D).
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class AdaLNBlock(nn.Module):
@@ -96,8 +102,8 @@ class AdaLNBlock(nn.Module):
             self.adaLN_modulation(cond).unsqueeze(2).chunk(6, dim=-1)
         )
         h = _modulate(self.norm1(x), shift_msa, scale_msa).flatten(1, 2)
-        x = x + gate_msa * self.attn(h, pos, mask, cache).view(batch, frames, tokens, dim)
-        return x + gate_mlp * self.mlp(_modulate(self.norm2(x), shift_mlp, scale_mlp))
+        x = torch.addcmul(x, gate_msa, self.attn(h, pos, mask, cache).view(batch, frames, tokens, dim))
+        return torch.addcmul(x, gate_mlp, self.mlp(_modulate(self.norm2(x), shift_mlp, scale_mlp)))
 
 
 class AdaLNPredictor(nn.Module):
@@ -292,8 +298,8 @@ class AdaLNPredictor(nn.Module):
         p_t: torch.Tensor | None,
         cache: PredictorCache,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One frame: ``z_t (B, N, D)``, ``a_t (B, A)``, ``p_t (B, E) | None`` -> ``(z_next (B, N, D),
-        p_next)``.
+        """Process one frame: ``z_t (B, N, D)``, ``a_t (B, A)``, ``p_t (B, E) | None`` ->
+        ``(z_next (B, N, D), p_next (B, E) | None)``.
 
         The frame gets index ``cache.num_frames``; its keys/values are appended to ``cache``.
         """
@@ -311,10 +317,12 @@ class AdaLNPredictor(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Autoregressive prediction of H future frames, feeding predictions back (differentiable, for BPTT).
 
-        Time indexing: context frames are 0..C-1 (``z_ctx (B, C, N, D)``, ``p_ctx (B, C, E) | None``); ``a_ctx
-        (B, C-1, A)`` holds the actions taken at frames 0..C-2; ``actions[:, h] (B, H, A)`` is taken at frame
-        C-1+h (so ``actions[:, 0]`` is the action at the last context frame). Output h is frame C+h: ``(z (B,
-        H, N, D), p (B, H, E) | None)``.
+        Time indexing:
+          - context frames are 0..C-1: ``z_ctx (B, C, N, D)``, ``p_ctx (B, C, E) | None``;
+          - ``a_ctx (B, C-1, A)`` holds the actions taken at frames 0..C-2;
+          - ``actions (B, H, A)``: ``actions[:, h]`` is taken at frame C-1+h, so ``actions[:, 0]`` is the
+            action at the last context frame;
+          - output h is frame C+h: ``(z (B, H, N, D), p (B, H, E) | None)``.
         """
         if z_ctx.dim() != 4 or z_ctx.shape[1] < 1:
             raise ValueError(
@@ -340,9 +348,10 @@ class AdaLNPredictor(nn.Module):
         p_last: torch.Tensor | None,
         actions: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Roll out from a cache holding context frames 0..K-1 and the latest frame ``z_last (B, N, D)`` at
-        index K, taking ``actions[:, h] (B, H, A)`` at frame K+h. Returns frames K+1..K+H as in
-        :meth:`rollout`.
+        """Roll out from a cache of context frames 0..K-1 plus the latest frame at index K.
+
+        ``z_last (B, N, D)`` / ``p_last (B, E) | None`` is frame K, ``actions[:, h]`` of ``actions (B, H, A)``
+        is taken at frame K+h; returns frames K+1..K+H as in :meth:`rollout`.
 
         ``cache`` itself is left unchanged, so one encoded context (expanded to the candidate batch) can serve
         every planner iteration.
@@ -353,6 +362,8 @@ class AdaLNPredictor(nn.Module):
                 f"got {tuple(actions.shape)}"
             )
         cache = cache.copy()
+        # The private copy can grow in place: no re-copying of the whole cache at every planning step.
+        cache.reserve(actions.shape[1] * self.num_tokens)
         z, p = z_last, p_last
         z_out, p_out = [], []
         for h in range(actions.shape[1]):

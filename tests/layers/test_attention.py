@@ -103,3 +103,33 @@ def test_bad_mask_and_missing_positions_raise():
         attn(x, grid_positions(1, 2, 2), frame_causal_mask(1, 2))
     with pytest.raises(ValueError, match="multiple of num_heads"):
         Attention(10, 3)
+
+
+def test_reserved_cache_grows_in_place_without_touching_derived_caches():
+    torch.manual_seed(2)
+    chunks = [torch.randn(2, 1, 3, 4) for _ in range(4)]
+    plain, fast = KVCache(2), KVCache(2)
+    with torch.no_grad():
+        fast.reserve(6)  # room for two chunks, then it must reallocate
+        snapshots = []
+        for chunk in chunks:
+            plain.append(chunk, -chunk)
+            keys, values = fast.append(chunk, -chunk)
+            assert torch.equal(keys, plain.keys) and torch.equal(values, plain.values)
+            snapshots.append((fast.copy(), keys.clone()))
+    assert fast.num_tokens == 12
+    # Copies taken along the way still hold exactly the prefix they saw, and can grow on their own.
+    for copy, keys in snapshots:
+        assert torch.equal(copy.keys, keys)
+    grown = snapshots[0][0]
+    with torch.no_grad():
+        grown.append(torch.zeros(2, 1, 3, 4), torch.zeros(2, 1, 3, 4))
+    assert torch.equal(fast.keys, plain.keys)
+    # With autograd on, reserve is ignored so backward still works.
+    k = torch.randn(2, 1, 3, 4, requires_grad=True)
+    cache = KVCache(2)
+    cache.reserve(9)
+    for _ in range(3):
+        keys, _ = cache.append(k * 2, k)
+    keys.sum().backward()
+    assert torch.equal(k.grad, torch.full_like(k, 6.0))

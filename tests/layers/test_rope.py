@@ -83,13 +83,13 @@ def test_tiny_head_dims_do_not_crash(head_dim):
         assert torch.equal(out, x)
 
 
-def test_per_sample_positions_and_bf16():
+def test_leading_dims_and_bf16():
     torch.manual_seed(3)
     rope = RotaryEmbedding3D(12)
-    x = torch.randn(2, 3, 4, 12)
-    pos = torch.stack([grid_positions(1, 2, 2), grid_positions(1, 2, 2, frame_offset=7)])
+    x = torch.randn(2, 3, 2, 4, 12)  # e.g. (q|k, B, heads, N, hd)
+    pos = grid_positions(1, 2, 2, frame_offset=7)
     out = rope(x, pos)
-    torch.testing.assert_close(out[1], rope(x[1:], pos[1])[0])
+    torch.testing.assert_close(out[1, 2], rope(x[1, 2], pos))
     out_bf16 = rope(x.bfloat16(), pos)
     assert out_bf16.dtype == torch.bfloat16
     torch.testing.assert_close(out_bf16.float(), out, atol=3e-2, rtol=3e-2)
@@ -101,5 +101,7 @@ def test_bad_inputs_raise():
         rope(torch.randn(1, 1, 4, 10), grid_positions(1, 2, 2))
     with pytest.raises(ValueError, match="positions"):
         rope(torch.randn(1, 1, 4, 12), grid_positions(1, 1, 2))
+    with pytest.raises(ValueError, match=r"positions must be \(N, 3\)"):
+        rope(torch.randn(1, 1, 4, 12), grid_positions(1, 2, 2)[None])
     with pytest.raises(ValueError, match="head_dim"):
         RotaryEmbedding3D(0)

@@ -135,6 +135,8 @@ def test_rollout_equals_naive_loop(context, proprio_dim):
     want_z, want_p = _naive_rollout(model, z, a[:, : context - 1], p_ctx, actions)
     assert got_z.shape == (B, 4, N, D)
     torch.testing.assert_close(got_z, want_z, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # planning path: the cache grows in place
+        torch.testing.assert_close(model.rollout(z, a[:, : context - 1], p_ctx, actions)[0], got_z)
     if proprio_dim:
         torch.testing.assert_close(got_p, want_p, atol=1e-5, rtol=1e-5)
     else:
@@ -150,9 +152,10 @@ def test_expanded_cache_serves_many_candidates_and_stays_intact():
     keys_before = base.layers[0].keys.clone()
     actions = torch.randn(B * samples, 3, A)
     cache = base.repeat_interleave(samples)
-    got_z, got_p = model.rollout_from_cache(
-        cache, z[:, 2].repeat_interleave(samples, 0), p[:, 2].repeat_interleave(samples, 0), actions
-    )
+    with torch.no_grad():  # the in-place (planning) path must not write into `cache` or `base` either
+        got_z, got_p = model.rollout_from_cache(
+            cache, z[:, 2].repeat_interleave(samples, 0), p[:, 2].repeat_interleave(samples, 0), actions
+        )
     want_z, want_p = model.rollout(
         z.repeat_interleave(samples, 0),
         a[:, :2].repeat_interleave(samples, 0),
@@ -217,6 +220,11 @@ def test_bf16_autocast_close_to_fp32():
         roll, _ = model.rollout(z[:, :2], a[:, :1], p[:, :2], a[:, 1:])
     assert out.dtype == torch.bfloat16 and roll.shape == (B, 3, N, D)
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+    # Planning path: no autograd, bf16 attention and an in-place cache.
+    ref_roll, _ = model.rollout(z[:, :2], a[:, :1], p[:, :2], a[:, 1:])
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        fast, _ = model.rollout(z[:, :2], a[:, :1], p[:, :2], a[:, 1:])
+    assert (fast.float() - ref_roll).abs().max() < 0.05 * ref_roll.abs().max()
 
 
 def test_shape_errors_name_the_problem():

@@ -1,0 +1,51 @@
+"""The command line end to end on a tiny run, and its one-line errors on bad input."""
+
+import json
+
+from jepa_wms.cli import main
+from tests.conftest import TINY
+
+
+def test_collect_train_eval(tmp_path, capsys):
+    data, run, ev = tmp_path / "data", tmp_path / "run", tmp_path / "eval"
+    assert main(["collect", "--env", "wall", "--episodes", "4", "--episode-len", "16", "--img-size", "16",
+                 "--workers", "1", "--out", str(data)]) == 0
+    assert main(["train", "--data", str(data), "--out", str(run), *TINY, "train.epochs=1"]) == 0
+    ckpt = run / "checkpoints" / "last.pt"
+    assert main(["eval", "--checkpoint", str(ckpt), "--episodes", "2", "--seed", "1", "--out", str(ev)]) == 0
+    assert json.loads((ev / "results.json").read_text())["episodes"] == 2
+    assert "success rate" in capsys.readouterr().out
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_unknown_config_key(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "model.predictor.deph=3"]) == 2
+    assert "model.predictor.deph" in _error(capsys)
+
+
+def test_missing_dataset(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "trajectories.h5" in _error(capsys)
+
+
+def test_corrupt_dataset(tmp_path, capsys):
+    (tmp_path / "trajectories.h5").write_bytes(b"not hdf5 at all")
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "trajectories.h5" in _error(capsys)
+
+
+def test_bad_checkpoint(tmp_path, capsys):
+    (tmp_path / "x.pt").write_bytes(b"\x00" * 100)
+    assert main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--out", str(tmp_path / "e")]) == 2
+    assert "x.pt" in _error(capsys)
+    assert not (tmp_path / "e").exists(), "nothing is written for a bad checkpoint"
+
+
+def test_unknown_env(tmp_path, capsys):
+    assert main(["collect", "--env", "mars", "--episodes", "1", "--out", str(tmp_path)]) == 2
+    assert "wall" in _error(capsys)

@@ -1,0 +1,59 @@
+import csv
+
+import pytest
+import torch
+
+from jepa_wms.checkpoint import CheckpointError, load_checkpoint, load_world_model
+from jepa_wms.config import load_config
+from jepa_wms.training import TrainingError, train
+from tests.conftest import TINY
+
+
+def test_checkpoint_holds_everything_eval_needs(tiny_checkpoint):
+    ckpt = load_checkpoint(tiny_checkpoint)
+    assert ckpt["epoch"] == 2 and ckpt["step"] > 0
+    assert ckpt["env"] == "wall" and ckpt["env_kwargs"]["img_size"] == 16
+    model, cfg, _ = load_world_model(tiny_checkpoint)
+    assert cfg.data.frameskip == 2 and model.action_dim == 4
+    assert torch.all(model.action_std > 0.3), "normalisation stats travel with the model"
+
+
+def test_resume_after_kill_is_exact(tiny_dataset, tmp_path):
+    cfg = load_config("wall", TINY)
+    full = train(cfg, tiny_dataset.parent, tmp_path / "full", show_progress=False)
+    # "Kill" after the first epoch: train one epoch, then resume the same run to two epochs.
+    one = load_config("wall", TINY + ["train.epochs=1"])
+    train(one, tiny_dataset.parent, tmp_path / "resumed", show_progress=False)
+    resumed = train(cfg, tiny_dataset.parent, tmp_path / "resumed", resume=True, show_progress=False)
+    a, b = load_checkpoint(full)["model"], load_checkpoint(resumed)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "resumed" / "log.csv")) if r["split"] == "train"]
+    assert steps == sorted(set(steps)), "resumed log has no duplicated steps"
+
+
+def test_existing_run_needs_resume(tiny_dataset, tiny_checkpoint):
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(load_config("wall", TINY), tiny_dataset.parent, tiny_checkpoint.parent.parent, show_progress=False)
+
+
+def test_resume_with_other_model_config_is_refused(tiny_dataset, tiny_checkpoint, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint.parent.parent, run)
+    cfg = load_config("wall", TINY + ["model.predictor.depth=2", "train.epochs=3"])
+    with pytest.raises(CheckpointError, match="'model' config differs"):
+        train(cfg, tiny_dataset.parent, run, resume=True, show_progress=False)
+
+
+def test_nan_in_training_is_a_clear_error(tiny_dataset, tmp_path):
+    cfg = load_config("wall", TINY + ["optim.lr=1e30", "optim.warmup_steps=0", "optim.grad_clip=0"])
+    with pytest.raises(TrainingError, match="loss became"):
+        train(cfg, tiny_dataset.parent, tmp_path / "nan", show_progress=False)
+
+
+def test_missing_dataset(tmp_path):
+    with pytest.raises(FileNotFoundError, match="trajectories.h5"):
+        train(load_config("wall", TINY), tmp_path / "nothing", tmp_path / "out", show_progress=False)

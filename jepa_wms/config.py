@@ -46,6 +46,7 @@ class EncoderConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     embed_dim: int = 64  # D, latent width per token
     grid_size: int = 4  # latent tokens per frame = grid_size²
+    stem_patch: int = 0  # >0: first conv is a stem_patch×stem_patch patchify at that stride (reads 64 px directly)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class PlanConfig:
     alpha: float = 1.0  # weight of the proprio term in the cost
     action_clip: float = 2.0  # clip planned actions to ±this many data std (0 disables)
     episode_chunk: int = 32  # episodes planned together in one batch
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" for planning rollouts (auto: bf16 where the hardware has it)
 
 
 @dataclass
@@ -148,6 +150,7 @@ _CHOICES = {
     "train.precision": ("auto", "fp32", "bf16"),
     "data.preload": ("auto", "true", "false"),
     "plan.planner": ("cem",),
+    "plan.precision": ("auto", "fp32", "bf16"),
     "plan.cost": ("L2", "L1"),
     "eval.video_format": ("gif", "mp4"),
     "model.encoder.type": ("conv",),

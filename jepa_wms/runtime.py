@@ -28,15 +28,16 @@ def cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """``auto`` → bf16 autocast on GPUs that support it and on CPUs with bf16 units, else fp32."""
+def resolve_dtype(precision: str, device: torch.device, training: bool) -> torch.dtype:
+    """``auto`` → bf16 autocast on GPUs that support it; on CPUs with bf16 units only for inference (planning):
+    there bf16 rollouts run ~1.7× faster, while training the small conv encoder measured slower than in fp32."""
     if precision == "fp32":
         return torch.float32
     if precision == "bf16":
         return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+    return torch.bfloat16 if cpu_has_bf16() and not training else torch.float32
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

@@ -152,6 +152,7 @@ def build_world_model(
         channels=tuple(enc_cfg.channels),
         embed_dim=enc_cfg.embed_dim,
         grid_size=enc_cfg.grid_size,
+        stem_patch=enc_cfg.stem_patch,
     )
     emb = cfg.proprio_emb_dim
     predictor = AdaLNPredictor(

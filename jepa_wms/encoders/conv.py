@@ -21,7 +21,9 @@ class ConvEncoder(Encoder):
     ``channels`` (each halves the side), then a 1×1 conv to ``embed_dim``.
 
     ``img_size`` must equal ``grid_size · 2 ** len(channels)`` (32 = 4 · 2³ by default). A 3×3 kernel at
-    stride 2 still covers every input pixel, so a one-pixel dot cannot fall between taps.
+    stride 2 still covers every input pixel, so a one-pixel dot cannot fall between taps. With ``stem_patch``
+    = p > 0 the first stage is a p×p convolution at stride p instead (a patchify stem): it reads full-size
+    frames without a resize and is the cheapest way down from 64 px (``img_size = grid · p · 2**(len−1)``).
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class ConvEncoder(Encoder):
         channels: Sequence[int] = (32, 64, 128),
         embed_dim: int = 64,
         grid_size: int = 4,
+        stem_patch: int = 0,
         trainable: bool = True,
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
@@ -40,17 +43,24 @@ class ConvEncoder(Encoder):
             raise ValueError(
                 f"ConvEncoder: channels must be a non-empty list of positive ints, got {channels}"
             )
-        if img_size != grid_size * 2 ** len(channels):
+        first = stem_patch if stem_patch > 0 else 2
+        expected = grid_size * first * 2 ** (len(channels) - 1)
+        if img_size != expected:
             raise ValueError(
-                f"ConvEncoder: img_size {img_size} must equal grid_size {grid_size} * 2**len(channels) "
-                f"= {grid_size * 2 ** len(channels)} (each of the {len(channels)} stages halves the side)"
+                f"ConvEncoder: img_size {img_size} must equal grid_size {grid_size} × {first} (first stage) × "
+                f"2**{len(channels) - 1} (later stages) = {expected}"
             )
         self.channels = channels
         stages: list[nn.Module] = []
         in_ch = 3
-        for out_ch in channels:
+        for i, out_ch in enumerate(channels):
+            conv = (
+                nn.Conv2d(in_ch, out_ch, kernel_size=stem_patch, stride=stem_patch)
+                if i == 0 and stem_patch > 0
+                else nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1)
+            )
             stages += [
-                nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1),
+                conv,
                 nn.GroupNorm(_num_groups(out_ch), out_ch),
                 nn.GELU(),
             ]

@@ -147,7 +147,7 @@ def evaluate(
     cfg = config_from_dict(cfg.to_dict(), overrides)
     n = cfg.eval.episodes if episodes is None else episodes
     seed = cfg.eval.seed if seed is None else seed
-    dtype = resolve_dtype(cfg.train.precision, dev)
+    dtype = resolve_dtype(cfg.plan.precision, dev, training=False)
     env_kwargs = dict(ckpt.get("env_kwargs", cfg.env_kwargs))
 
     out_dir.mkdir(parents=True, exist_ok=True)

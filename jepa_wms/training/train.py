@@ -115,7 +115,7 @@ def train(
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue it, or choose another --out")
     device = resolve_device(cfg.train.device)
-    dtype = resolve_dtype(cfg.train.precision, device)
+    dtype = resolve_dtype(cfg.train.precision, device, training=True)
 
     with distributed(device) as (rank, world):
         # ----- data -----

@@ -49,9 +49,7 @@ def main() -> None:
 
         state = env.get_state()
         result[f"steps_per_s_{size}"] = round(_rate(step, args.seconds))
-        result[f"renders_per_s_{size}"] = round(
-            _rate(lambda env=env, s=state: env.render_state(s), args.seconds)
-        )
+        result[f"renders_per_s_{size}"] = round(_rate(lambda env=env, s=state: env.render_state(s), args.seconds))
     print(json.dumps(result))
 
 

@@ -41,9 +41,15 @@ def main() -> None:
         model = model.to(device).eval()
         env_kwargs = {"img_size": cfg.collect.img_size}
     spec = env_spec(cfg.env)
-    out = {"bench": "planning_time", "device": str(device), "threads": torch.get_num_threads(),
-           "episodes": args.episodes, "samples": cfg.plan.num_samples, "iterations": cfg.plan.iterations,
-           "horizon": cfg.plan.horizon}
+    out = {
+        "bench": "planning_time",
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "episodes": args.episodes,
+        "samples": cfg.plan.num_samples,
+        "iterations": cfg.plan.iterations,
+        "horizon": cfg.plan.horizon,
+    }
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         envs = [make_env(cfg.env, **env_kwargs) for _ in range(args.episodes)]
         first, goals = [], []
@@ -52,10 +58,20 @@ def main() -> None:
             goals.append(env.reset(options={"state": goal, "goal": goal})[0])
             first.append(env.reset(options={"state": start, "goal": goal})[0])
         t0 = time.perf_counter()
-        traces = run_mpc(model, envs, first, goals, build_planner(cfg.plan),
-                         [seeded_generator(0, k) for k in range(args.episodes)], horizon=cfg.plan.horizon,
-                         execute=cfg.plan.execute, total_steps=spec.eval_steps, alpha=cfg.plan.alpha,
-                         autocast_ctx=lambda d=dtype: autocast(device, d), device=device)
+        traces = run_mpc(
+            model,
+            envs,
+            first,
+            goals,
+            build_planner(cfg.plan),
+            [seeded_generator(0, k) for k in range(args.episodes)],
+            horizon=cfg.plan.horizon,
+            execute=cfg.plan.execute,
+            total_steps=spec.eval_steps,
+            alpha=cfg.plan.alpha,
+            autocast_ctx=lambda d=dtype: autocast(device, d),
+            device=device,
+        )
         out[f"{name}_seconds_per_episode"] = round((time.perf_counter() - t0) / args.episodes, 4)
         out[f"{name}_plan_seconds_per_episode"] = round(float(np.mean([t.plan_seconds for t in traces])), 4)
     print(json.dumps(out))

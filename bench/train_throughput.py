@@ -1,6 +1,6 @@
 """Training throughput (samples/s) of a config's world model on synthetic windows; prints one JSON object.
 
-    python bench/train_throughput.py [--config wall] [--steps 10] [key=value ...]
+python bench/train_throughput.py [--config wall] [--steps 10] [key=value ...]
 """
 
 from __future__ import annotations

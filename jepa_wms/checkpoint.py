@@ -47,7 +47,13 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Save ``payload`` (model/optimizer state, config, counters) atomically with the format header."""
     buf = io.BytesIO()
     torch.save(
-        {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, "model_type": MODEL_TYPE, **payload}, buf
+        {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "model_type": MODEL_TYPE,
+            **payload,
+        },
+        buf,
     )
     atomic_write_bytes(path, buf.getvalue())
 
@@ -75,7 +81,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     if ckpt.get("format_version") != CHECKPOINT_VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format_version {ckpt.get('format_version')}, this jepa-wms reads {CHECKPOINT_VERSION}"
+            f"{path} has checkpoint format_version {ckpt.get('format_version')}, "
+            f"this jepa-wms reads {CHECKPOINT_VERSION}"
         )
     for key in ("model_type", "config", "model"):
         if key not in ckpt:
@@ -90,8 +97,11 @@ def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source:
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or mismatched:
         parts = []
         if mismatched:
@@ -122,7 +132,10 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
     if not isinstance(dims, dict) or not {"raw_action_dim", "proprio_dim"} <= set(dims):
         raise CheckpointError(f"checkpoint {path} lacks 'dims' (raw_action_dim, proprio_dim)")
     model = build_world_model(
-        cfg.model, raw_action_dim=dims["raw_action_dim"], proprio_dim=dims["proprio_dim"], frameskip=cfg.data.frameskip
+        cfg.model,
+        raw_action_dim=dims["raw_action_dim"],
+        proprio_dim=dims["proprio_dim"],
+        frameskip=cfg.data.frameskip,
     )
     load_state_strict(model, ckpt["model"], path)
     return model.to(map_location).eval(), cfg, ckpt

@@ -18,13 +18,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--img-size", type=int, default=64)
-    c.add_argument("--out", required=True, help="dataset folder (gets trajectories.h5)")
+    c.add_argument("--out", required=True, help="dataset folder (gets trajectories.h5); under $DATASET_ROOT if set")
     c.add_argument("--overwrite", action="store_true")
 
     t = sub.add_parser("train", help="train a world model on a dataset")
     t.add_argument("--config", default="wall", help="YAML file or embedded config name (default: wall)")
-    t.add_argument("--data", required=True, help="dataset folder written by `jepa-wms collect`")
-    t.add_argument("--out", required=True, help="run folder (checkpoints/, log.csv, tensorboard/)")
+    t.add_argument("--data", required=True, help="dataset folder (under $DATASET_ROOT if set and relative)")
+    t.add_argument("--out", required=True, help="run folder: checkpoints/, log.csv (under $CHECKPOINT_ROOT if set)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=5")
 
@@ -47,34 +47,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .config import ConfigError
+    from .paths import checkpoint_path, dataset_path
     from .training import TrainingError
 
     try:
         if args.command == "collect":
             from .datasets import collect
 
-            path = collect(args.env, args.episodes, args.out, episode_len=args.episode_len, workers=args.workers,
-                           seed=args.seed, img_size=args.img_size, overwrite=args.overwrite)
+            path = collect(
+                args.env,
+                args.episodes,
+                dataset_path(args.out),
+                episode_len=args.episode_len,
+                workers=args.workers,
+                seed=args.seed,
+                img_size=args.img_size,
+                overwrite=args.overwrite,
+            )
             print(f"wrote {path}")
         elif args.command == "train":
             from .config import load_config
             from .training import train
 
-            ckpt = train(load_config(args.config, args.overrides), args.data, args.out, resume=args.resume)
+            cfg = load_config(args.config, args.overrides)
+            ckpt = train(cfg, dataset_path(args.data), checkpoint_path(args.out), resume=args.resume)
             print(f"checkpoint: {ckpt}")
         elif args.command == "eval":
             from .demo import print_results_table
             from .evaluation import evaluate
 
-            res = evaluate(args.checkpoint, args.out, episodes=args.episodes, seed=args.seed,
-                           overrides=args.overrides, device=args.device)
+            res = evaluate(
+                checkpoint_path(args.checkpoint),
+                args.out,
+                episodes=args.episodes,
+                seed=args.seed,
+                overrides=args.overrides,
+                device=args.device,
+            )
             print_results_table(res["env"], res)
             print(f"results: {args.out}/results.json")
         elif args.command == "demo":
             from .demo import run_demo
 
             run_demo(args.env, args.out, args.overrides)
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, ConfigError, TrainingError) as exc:
+    except (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        CheckpointError,
+        ConfigError,
+        TrainingError,
+    ) as exc:
         print(f"jepa-wms {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

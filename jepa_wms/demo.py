@@ -12,7 +12,10 @@ from .config import load_config
 
 
 def run_demo(
-    env: str = "wall", out: str | Path = "runs/demo", overrides: Sequence[str] = (), show_progress: bool = True
+    env: str = "wall",
+    out: str | Path = "runs/demo",
+    overrides: Sequence[str] = (),
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole loop for ``env`` into ``out``: ``out/data``, ``out/train/checkpoints/last.pt`` and
     ``out/eval/results.json``. Each stage is skipped or resumed when a previous run already did (part of) it."""
@@ -28,8 +31,16 @@ def run_demo(
     data_dir = out / "data"
     if not (data_dir / "trajectories.h5").exists():
         c = cfg.collect
-        collect(cfg.env, c.episodes, data_dir, episode_len=c.episode_len, workers=c.workers, seed=c.seed,
-                img_size=c.img_size, show_progress=show_progress)
+        collect(
+            cfg.env,
+            c.episodes,
+            data_dir,
+            episode_len=c.episode_len,
+            workers=c.workers,
+            seed=c.seed,
+            img_size=c.img_size,
+            show_progress=show_progress,
+        )
     timings["collect_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -113,7 +113,10 @@ class WorldModel(nn.Module):
         p_emb_ctx = self._embed_proprio(context.proprio)
         for c in range(num_ctx - 1):
             self.predictor.step(
-                context.visual[:, c], context_actions[:, c], None if p_emb_ctx is None else p_emb_ctx[:, c], cache
+                context.visual[:, c],
+                context_actions[:, c],
+                None if p_emb_ctx is None else p_emb_ctx[:, c],
+                cache,
             )
         z = context.visual[:, -1]
         p_emb = None if p_emb_ctx is None else p_emb_ctx[:, -1]

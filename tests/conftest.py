@@ -12,6 +12,7 @@ TINY = [
     "model.encoder.channels=[8, 16]",
     "model.encoder.embed_dim=8",
     "model.encoder.grid_size=4",
+    "model.encoder.stem_patch=0",
     "model.predictor.pred_dim=16",
     "model.predictor.depth=1",
     "model.predictor.num_heads=2",

@@ -8,8 +8,26 @@ from tests.conftest import TINY
 
 def test_collect_train_eval(tmp_path, capsys):
     data, run, ev = tmp_path / "data", tmp_path / "run", tmp_path / "eval"
-    assert main(["collect", "--env", "wall", "--episodes", "4", "--episode-len", "16", "--img-size", "16",
-                 "--workers", "1", "--out", str(data)]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--env",
+                "wall",
+                "--episodes",
+                "4",
+                "--episode-len",
+                "16",
+                "--img-size",
+                "16",
+                "--workers",
+                "1",
+                "--out",
+                str(data),
+            ]
+        )
+        == 0
+    )
     assert main(["train", "--data", str(data), "--out", str(run), *TINY, "train.epochs=1"]) == 0
     ckpt = run / "checkpoints" / "last.pt"
     assert main(["eval", "--checkpoint", str(ckpt), "--episodes", "2", "--seed", "1", "--out", str(ev)]) == 0
@@ -49,3 +67,26 @@ def test_bad_checkpoint(tmp_path, capsys):
 def test_unknown_env(tmp_path, capsys):
     assert main(["collect", "--env", "mars", "--episodes", "1", "--out", str(tmp_path)]) == 2
     assert "wall" in _error(capsys)
+
+
+def test_relative_paths_follow_the_root_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASET_ROOT", str(tmp_path / "datasets"))
+    assert (
+        main(
+            [
+                "collect",
+                "--episodes",
+                "2",
+                "--episode-len",
+                "4",
+                "--img-size",
+                "16",
+                "--workers",
+                "1",
+                "--out",
+                "wall_small",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "datasets" / "wall_small" / "trajectories.h5").exists()

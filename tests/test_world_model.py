@@ -9,9 +9,14 @@ def _model(seed=0):
     torch.manual_seed(seed)
     cfg = load_config("wall", TINY)
     return build_world_model(
-        cfg.model, raw_action_dim=2, proprio_dim=2, frameskip=2,
-        action_mean=torch.tensor([0.1, -0.2]), action_std=torch.tensor([0.5, 2.0]),
-        proprio_mean=torch.tensor([30.0, 30.0]), proprio_std=torch.tensor([10.0, 5.0]),
+        cfg.model,
+        raw_action_dim=2,
+        proprio_dim=2,
+        frameskip=2,
+        action_mean=torch.tensor([0.1, -0.2]),
+        action_std=torch.tensor([0.5, 2.0]),
+        proprio_mean=torch.tensor([30.0, 30.0]),
+        proprio_std=torch.tensor([10.0, 5.0]),
     ).eval()
 
 

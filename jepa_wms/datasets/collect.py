@@ -98,8 +98,7 @@ def collect(
     """
     if episodes < 1 or episode_len < 1 or workers < 1:
         raise ValueError(
-            f"collect: episodes, episode_len and workers must be >= 1, got {episodes}, "
-            f"{episode_len}, {workers}"
+            f"collect: episodes, episode_len and workers must be >= 1, got {episodes}, {episode_len}, {workers}"
         )
     spec = env_spec(env)
     path = resolve_path(out_dir)
@@ -128,9 +127,7 @@ def collect(
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(workers, initializer=_init_worker, initargs=(spec.name, env_kwargs)) as pool:
                 # imap keeps episode order, so the file is laid out identically for any worker count.
-                for episode in pool.imap(
-                    _worker_episode, jobs, chunksize=max(1, min(8, episodes // (4 * workers)))
-                ):
+                for episode in pool.imap(_worker_episode, jobs, chunksize=max(1, min(8, episodes // (4 * workers)))):
                     writer.add_episode(**episode)
                     progress.update()
     progress.close()

@@ -30,9 +30,7 @@ class Normalizer:
         mean = np.asarray(mean, dtype=np.float64)
         std = np.asarray(std, dtype=np.float64)
         if mean.ndim != 1 or mean.shape != std.shape:
-            raise ValueError(
-                f"Normalizer: mean and std must be 1-D of equal shape, got {mean.shape} and {std.shape}"
-            )
+            raise ValueError(f"Normalizer: mean and std must be 1-D of equal shape, got {mean.shape} and {std.shape}")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
             raise ValueError(f"Normalizer: expected finite mean and finite std > 0, got {mean=} {std=}")
         self.mean = mean
@@ -84,9 +82,7 @@ class Normalizer:
     def from_dict(cls, data: dict[str, Any]) -> Normalizer:
         missing = {"mean", "std"} - set(data)
         if missing:
-            raise ValueError(
-                f"Normalizer.from_dict: missing key(s) {sorted(missing)}; expected 'mean' and 'std'"
-            )
+            raise ValueError(f"Normalizer.from_dict: missing key(s) {sorted(missing)}; expected 'mean' and 'std'")
         return cls(np.asarray(data["mean"]), np.asarray(data["std"]))
 
     def __eq__(self, other: object) -> bool:

@@ -47,9 +47,7 @@ class AR1RandomWalk:
 
     name = "ar1_random_walk"
 
-    def __init__(
-        self, action_dim: int, rho: float = 0.9, sigma: float = 0.75, low: float = -2.0, high: float = 2.0
-    ):
+    def __init__(self, action_dim: int, rho: float = 0.9, sigma: float = 0.75, low: float = -2.0, high: float = 2.0):
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"{type(self).__name__}: rho must be in [0, 1), got {rho}")
         if not sigma > 0 or not low < high or action_dim < 1:
@@ -114,8 +112,7 @@ class DoorSeekingWalk(AR1RandomWalk):
         super().__init__(action_dim, rho=rho, sigma=sigma, low=low, high=high)
         if not (bias >= 0 and 0.0 <= p_seek <= 1.0 and approach > 0):
             raise ValueError(
-                f"DoorSeekingWalk: need bias >= 0, 0 <= p_seek <= 1, approach > 0; got {bias=}, "
-                f"{p_seek=}, {approach=}"
+                f"DoorSeekingWalk: need bias >= 0, 0 <= p_seek <= 1, approach > 0; got {bias=}, {p_seek=}, {approach=}"
             )
         self.door_center = (float(door_center[0]), float(door_center[1]))
         self.wall_x = (float(wall_x[0]), float(wall_x[1]))

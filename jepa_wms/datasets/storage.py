@@ -103,9 +103,7 @@ class TrajectoryWriter:
         self._frames = 0
         self._datasets: dict[str, h5py.Dataset] = {}  # cached: each f[name] lookup costs ~0.2 ms
 
-    def add_episode(
-        self, pixels: np.ndarray, actions: np.ndarray, proprio: np.ndarray, state: np.ndarray
-    ) -> None:
+    def add_episode(self, pixels: np.ndarray, actions: np.ndarray, proprio: np.ndarray, state: np.ndarray) -> None:
         """Append one episode of T frames.
 
         Args:
@@ -120,14 +118,10 @@ class TrajectoryWriter:
         actions, proprio, state = (np.asarray(x, dtype=np.float32) for x in (actions, proprio, state))
         t = pixels.shape[0] if pixels.ndim == 4 else -1
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3 or t < 2:
-            raise ValueError(
-                f"add_episode: pixels must be uint8 (T>=2, H, W, 3), got {pixels.dtype} {pixels.shape}"
-            )
+            raise ValueError(f"add_episode: pixels must be uint8 (T>=2, H, W, 3), got {pixels.dtype} {pixels.shape}")
         for name, arr, rows in (("actions", actions, t - 1), ("proprio", proprio, t), ("state", state, t)):
             if arr.ndim != 2 or arr.shape[0] != rows:
-                raise ValueError(
-                    f"add_episode: {name} must have shape ({rows}, dim) for T={t}, got {arr.shape}"
-                )
+                raise ValueError(f"add_episode: {name} must have shape ({rows}, dim) for T={t}, got {arr.shape}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"add_episode: {name} holds NaN or inf")
         f, ds = self._file, self._datasets
@@ -143,9 +137,7 @@ class TrajectoryWriter:
             )
             for key, arr in (("actions", actions), ("proprio", proprio), ("state", state)):
                 dim = arr.shape[1]
-                ds[key] = f.create_dataset(
-                    key, (0, dim), np.float32, maxshape=(None, dim), chunks=(1024, dim)
-                )
+                ds[key] = f.create_dataset(key, (0, dim), np.float32, maxshape=(None, dim), chunks=(1024, dim))
         for name, arr in (("pixels", pixels), ("actions", actions), ("proprio", proprio), ("state", state)):
             if arr.shape[1:] != ds[name].shape[1:]:
                 raise ValueError(
@@ -172,9 +164,7 @@ class TrajectoryWriter:
         f = self._file
         lengths = np.asarray(self._lengths, dtype=np.int64)
         f.create_dataset("episode_length", data=lengths)
-        f.create_dataset(
-            "episode_start", data=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        )
+        f.create_dataset("episode_start", data=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
         action_stats = Normalizer.fit(np.concatenate(self._actions))
         proprio_stats = Normalizer.fit(np.concatenate(self._proprio))
         for prefix, norm in (("action", action_stats), ("proprio", proprio_stats)):
@@ -265,9 +255,7 @@ class TrajectoryStore:
         ds = f[key]
         if ds.ndim != ndim or (dtype is not None and ds.dtype != dtype):
             want = f"{ndim}-D" + (f" {np.dtype(dtype)}" if dtype is not None else "")
-            raise DatasetError(
-                f"{self.path}: '/{key}' should be {want}, got shape {ds.shape} dtype {ds.dtype}"
-            )
+            raise DatasetError(f"{self.path}: '/{key}' should be {want}, got shape {ds.shape} dtype {ds.dtype}")
         return ds
 
     def _read_metadata(self, f: h5py.File) -> None:
@@ -287,9 +275,7 @@ class TrajectoryStore:
             self.env_kwargs: dict[str, Any] = json.loads(f.attrs["env_kwargs"])
             self.collector: dict[str, Any] = json.loads(f.attrs["collector"])
         except json.JSONDecodeError as err:
-            raise DatasetError(
-                f"{self.path}: attributes 'env_kwargs'/'collector' must be JSON: {err}"
-            ) from err
+            raise DatasetError(f"{self.path}: attributes 'env_kwargs'/'collector' must be JSON: {err}") from err
         self.env = str(f.attrs["env"])
         self.created = str(f.attrs.get("created", ""))
 
@@ -307,8 +293,7 @@ class TrajectoryStore:
         for key in ("actions", "proprio", "state"):
             if getattr(self, key).shape[0] != frames:
                 raise DatasetError(
-                    f"{self.path}: '/{key}' has {getattr(self, key).shape[0]} rows, "
-                    f"expected {frames} (as /pixels)"
+                    f"{self.path}: '/{key}' has {getattr(self, key).shape[0]} rows, expected {frames} (as /pixels)"
                 )
         starts = self._require(f, "episode_start", 1)[()].astype(np.int64)
         lengths = self._require(f, "episode_length", 1)[()].astype(np.int64)

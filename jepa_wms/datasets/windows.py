@@ -49,9 +49,7 @@ class WindowDataset:
         episodes: Sequence[int] | np.ndarray | None = None,
     ):
         if num_frames < 1 or frameskip < 1:
-            raise ValueError(
-                f"WindowDataset: need num_frames >= 1 and frameskip >= 1, got {num_frames}, {frameskip}"
-            )
+            raise ValueError(f"WindowDataset: need num_frames >= 1 and frameskip >= 1, got {num_frames}, {frameskip}")
         self.store = store
         self.num_frames = int(num_frames)
         self.frameskip = int(frameskip)
@@ -66,10 +64,7 @@ class WindowDataset:
         # Global index of each window's first frame; windows end at or before the episode's last frame,
         # so the NaN action stored on that last frame is never used.
         self._first = np.concatenate(
-            [
-                store.episode_starts[e] + np.arange(n)
-                for e, n in zip(ids.tolist(), counts.tolist(), strict=True)
-            ]
+            [store.episode_starts[e] + np.arange(n) for e, n in zip(ids.tolist(), counts.tolist(), strict=True)]
             or [np.zeros(0, dtype=np.int64)]
         ).astype(np.int64)
         if len(self._first) == 0:
@@ -107,9 +102,7 @@ class WindowDataset:
         b = len(idx)
         return {
             "pixels": torch.from_numpy(store.read_pixels(frames)),
-            "proprio": torch.from_numpy(
-                store.proprio_stats.normalize(store.proprio[frames]).astype(np.float32)
-            ),
+            "proprio": torch.from_numpy(store.proprio_stats.normalize(store.proprio[frames]).astype(np.float32)),
             "actions": torch.from_numpy(actions.reshape(b, t - 1, k * store.action_dim).astype(np.float32)),
             "state": torch.from_numpy(np.array(store.state[frames], dtype=np.float32)),
         }
@@ -130,16 +123,12 @@ class WindowDataset:
         each global batch, so the ranks together see exactly the single-process batch.
         """
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"batches: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
-            )
+            raise ValueError(f"batches: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
         if batch_size % world_size:
             raise ValueError(f"batches: batch_size {batch_size} must be divisible by world_size {world_size}")
         steps = self.steps_per_epoch(batch_size)
         if steps == 0:
-            raise ValueError(
-                f"batches: batch_size {batch_size} exceeds the {len(self)} windows of the dataset"
-            )
+            raise ValueError(f"batches: batch_size {batch_size} exceeds the {len(self)} windows of the dataset")
         # Mixing (seed, epoch) through SeedSequence avoids seed=1,epoch=0 and seed=0,epoch=1 colliding.
         mixed = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0])
         gen = torch.Generator().manual_seed(mixed & 0x7FFF_FFFF_FFFF_FFFF)

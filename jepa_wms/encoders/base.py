@@ -40,13 +40,9 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         super().__init__()
         grid = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
         if len(grid) != 2 or min(grid) < 1:
-            raise ValueError(
-                f"{type(self).__name__}: grid_size must be an int or (h, w) >= 1, got {grid_size}"
-            )
+            raise ValueError(f"{type(self).__name__}: grid_size must be an int or (h, w) >= 1, got {grid_size}")
         if embed_dim < 1 or img_size < 1:
-            raise ValueError(
-                f"{type(self).__name__}: embed_dim and img_size must be >= 1, got {embed_dim}, {img_size}"
-            )
+            raise ValueError(f"{type(self).__name__}: embed_dim and img_size must be >= 1, got {embed_dim}, {img_size}")
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"{type(self).__name__}: mean/std need 3 values with std > 0, got {mean}, {std}")
         self.embed_dim = embed_dim
@@ -82,18 +78,26 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
                 f"got {pixels.dtype} {tuple(pixels.shape)}"
             )
         lead, (height, width) = pixels.shape[:-3], pixels.shape[-3:-1]
-        x = pixels.reshape(-1, height, width, 3).permute(0, 3, 1, 2).float().div_(255.0)
+        # A permuted (..., H, W, 3) view is already channels-last, the layout oneDNN convolutions prefer; the
+        # scale and shift below keep it, and fold /255 and the normalisation into one pass over the pixels.
+        x = pixels.reshape(-1, height, width, 3).permute(0, 3, 1, 2)
         if height != width:
             side = min(height, width)
             top, left = (height - side) // 2, (width - side) // 2
             x = x[:, :, top : top + side, left : left + side]
-        if x.shape[-1] != self.img_size:
-            x = F.interpolate(
-                x, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False, antialias=True
-            )
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        x = (x - mean) / std
+        if x.shape[-1] != self.img_size:
+            x = F.interpolate(
+                x.float().div_(255.0),
+                size=(self.img_size, self.img_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+            x = (x - mean) / std
+        else:
+            x = x.float().mul_(1.0 / (255.0 * std)).sub_(mean / std)
         return x.reshape(*lead, 3, self.img_size, self.img_size)
 
     def encode_frames(self, pixels: torch.Tensor) -> torch.Tensor:

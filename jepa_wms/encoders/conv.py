@@ -40,9 +40,7 @@ class ConvEncoder(Encoder):
         super().__init__(embed_dim, grid_size, img_size, trainable=trainable, mean=mean, std=std)
         channels = tuple(int(c) for c in channels)
         if not channels or min(channels) < 1:
-            raise ValueError(
-                f"ConvEncoder: channels must be a non-empty list of positive ints, got {channels}"
-            )
+            raise ValueError(f"ConvEncoder: channels must be a non-empty list of positive ints, got {channels}")
         first = stem_patch if stem_patch > 0 else 2
         expected = grid_size * first * 2 ** (len(channels) - 1)
         if img_size != expected:

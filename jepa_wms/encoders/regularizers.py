@@ -80,8 +80,7 @@ def sigreg(
     """
     if num_projections < 1 or num_knots < 2 or t_max <= 0:
         raise ValueError(
-            f"sigreg: need num_projections >= 1, num_knots >= 2, t_max > 0; got {num_projections}, "
-            f"{num_knots}, {t_max}"
+            f"sigreg: need num_projections >= 1, num_knots >= 2, t_max > 0; got {num_projections}, {num_knots}, {t_max}"
         )
     with torch.autocast(device_type=z.device.type, enabled=False):
         z = _as_matrix(z, "sigreg")

@@ -195,9 +195,7 @@ class WallEnv(gymnasium.Env):
         fields = {f.name for f in dataclasses.fields(WallConfig)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
-            raise ValueError(
-                f"WallEnv: unknown option(s) {unknown}; expected WallConfig fields {sorted(fields)}"
-            )
+            raise ValueError(f"WallEnv: unknown option(s) {unknown}; expected WallConfig fields {sorted(fields)}")
         if render_mode != "rgb_array":
             raise ValueError(f"WallEnv: render_mode must be 'rgb_array', got {render_mode!r}")
         self.config = dataclasses.replace(cfg, **overrides)
@@ -234,9 +232,7 @@ class WallEnv(gymnasium.Env):
             raise ValueError(f"WallEnv: {what} must be a finite array of shape (2,), got {value!r}")
         c = self.config
         x, y = float(arr[0]), float(arr[1])
-        in_box = any(
-            x0 + _TOL < x < x1 - _TOL and y0 + _TOL < y < y1 - _TOL for (x0, y0), (x1, y1) in c.wall_boxes
-        )
+        in_box = any(x0 + _TOL < x < x1 - _TOL and y0 + _TOL < y < y1 - _TOL for (x0, y0), (x1, y1) in c.wall_boxes)
         if min(x, y) < c.free_low - _TOL or max(x, y) > c.free_high + _TOL or in_box:
             raise ValueError(
                 f"WallEnv: {what} {arr.tolist()} is not in the free space: expected [{c.free_low}, "

@@ -47,8 +47,15 @@ def build_planner(plan: PlanConfig) -> CEMPlanner:
 
 
 def _eval_fingerprint(cfg: ExperimentConfig, checkpoint: Path, seed: int) -> str:
-    key = json.dumps({"plan": cfg.plan.__dict__, "seed": seed, "ckpt": str(checkpoint.resolve()),
-                      "mtime": checkpoint.stat().st_mtime_ns}, sort_keys=True)
+    key = json.dumps(
+        {
+            "plan": cfg.plan.__dict__,
+            "seed": seed,
+            "ckpt": str(checkpoint.resolve()),
+            "mtime": checkpoint.stat().st_mtime_ns,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -72,11 +79,20 @@ def _append_records(jsonl: Path, records: Sequence[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def _run_chunk(model, cfg: ExperimentConfig, env_kwargs: dict, indices: list[int], seed: int, device, dtype,
-               video_dir: Path | None, videos: int) -> list[dict]:
+def _run_chunk(
+    model,
+    cfg: ExperimentConfig,
+    env_kwargs: dict,
+    indices: list[int],
+    seed: int,
+    device,
+    dtype,
+    video_dir: Path | None,
+    videos: int,
+) -> list[dict]:
     envs = [make_env(cfg.env, **env_kwargs) for _ in indices]
     first, goals, specs = [], [], []
-    for env, k in zip(envs, indices):
+    for env, k in zip(envs, indices, strict=True):
         start, goal = episode_start_goal(env, seed, k)
         goal_obs, _ = env.reset(options={"state": goal, "goal": goal})
         obs, _ = env.reset(options={"state": start, "goal": goal})
@@ -86,13 +102,23 @@ def _run_chunk(model, cfg: ExperimentConfig, env_kwargs: dict, indices: list[int
     spec = env_spec(cfg.env)
     t0 = time.perf_counter()
     traces = run_mpc(
-        model, envs, first, goals, build_planner(cfg.plan), [seeded_generator(seed, k, 7) for k in indices],
-        horizon=cfg.plan.horizon, execute=cfg.plan.execute, total_steps=spec.eval_steps, alpha=cfg.plan.alpha,
-        cost_kind=cfg.plan.cost, autocast_ctx=lambda: autocast(device, dtype), device=device,
+        model,
+        envs,
+        first,
+        goals,
+        build_planner(cfg.plan),
+        [seeded_generator(seed, k, 7) for k in indices],
+        horizon=cfg.plan.horizon,
+        execute=cfg.plan.execute,
+        total_steps=spec.eval_steps,
+        alpha=cfg.plan.alpha,
+        cost_kind=cfg.plan.cost,
+        autocast_ctx=lambda: autocast(device, dtype),
+        device=device,
     )
     wall = (time.perf_counter() - t0) / len(indices)
     records = []
-    for env, k, (start, goal), trace, g_obs in zip(envs, indices, specs, traces, goals):
+    for env, k, (start, goal), trace, g_obs in zip(envs, indices, specs, traces, goals, strict=True):
         final = trace.states[-1]
         rec = {
             "episode": k,
@@ -182,8 +208,11 @@ def evaluate(
     }
     atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=2).encode())
     _write_csv(out_dir / "episodes.csv", records)
-    plot_cost_history(out_dir / "planning_cost.png", np.array([r["cost_history"] for r in records]),
-                      title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}")
+    plot_cost_history(
+        out_dir / "planning_cost.png",
+        np.array([r["cost_history"] for r in records]),
+        title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}",
+    )
     plot_trajectories(out_dir / "paths.png", records[:16], arena=env_kwargs.get("arena_size"))
     return summary
 
@@ -195,8 +224,10 @@ def _write_csv(path: Path, records: Sequence[dict]) -> None:
         w = csv.writer(f)
         w.writerow(cols + ["start", "goal"])
         for r in records:
-            w.writerow([r[c] for c in cols] + [" ".join(f"{v:.3f}" for v in r["start"]),
-                                                " ".join(f"{v:.3f}" for v in r["goal"])])
+            w.writerow(
+                [r[c] for c in cols]
+                + [" ".join(f"{v:.3f}" for v in r["start"]), " ".join(f"{v:.3f}" for v in r["goal"])]
+            )
     os.replace(tmp, path)
 
 

@@ -30,16 +30,12 @@ class KVCache:
     invalidate tensors saved for backward), and derived caches only ever see the filled prefix.
     """
 
-    def __init__(
-        self, batch_size: int, keys: torch.Tensor | None = None, values: torch.Tensor | None = None
-    ) -> None:
+    def __init__(self, batch_size: int, keys: torch.Tensor | None = None, values: torch.Tensor | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"KVCache: batch_size must be >= 1, got {batch_size}")
         if (keys is None) != (values is None):
             raise ValueError("KVCache: keys and values must be given together")
-        if keys is not None and (
-            keys.shape != values.shape or keys.dim() != 4 or keys.shape[0] != batch_size
-        ):
+        if keys is not None and (keys.shape != values.shape or keys.dim() != 4 or keys.shape[0] != batch_size):
             raise ValueError(
                 f"KVCache: keys/values must both be (batch={batch_size}, heads, L, hd), got "
                 f"{tuple(keys.shape)} and {tuple(values.shape)}"
@@ -60,9 +56,7 @@ class KVCache:
     def append(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add ``(B, heads, n, hd)`` keys/values after the cached ones; return all keys and values."""
         if keys.shape[0] != self.batch_size:
-            raise ValueError(
-                f"KVCache.append: cache holds batch {self.batch_size}, got keys {tuple(keys.shape)}"
-            )
+            raise ValueError(f"KVCache.append: cache holds batch {self.batch_size}, got keys {tuple(keys.shape)}")
         if torch.is_grad_enabled():
             self._reserve, self._buffers = 0, None
         elif self._reserve or self._buffers is not None:
@@ -134,9 +128,7 @@ class KVCache:
 class Attention(nn.Module):
     """Multi-head attention on ``F.scaled_dot_product_attention``; optional RoPE on queries and keys."""
 
-    def __init__(
-        self, dim: int, num_heads: int, qkv_bias: bool = True, rope: RotaryEmbedding3D | None = None
-    ) -> None:
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, rope: RotaryEmbedding3D | None = None) -> None:
         super().__init__()
         if num_heads < 1 or dim % num_heads != 0:
             raise ValueError(f"Attention: dim {dim} must be a positive multiple of num_heads {num_heads}")

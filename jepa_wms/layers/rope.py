@@ -68,9 +68,7 @@ class RotaryEmbedding3D(nn.Module):
         Computed in float32 even under autocast: bf16 angles of a few radians would already be off by ~1e-2.
         """
         if pos.dim() != 2 or pos.shape[-1] != 3:
-            raise ValueError(
-                f"RotaryEmbedding3D: positions must be (N, 3) = (frame, row, col), got {tuple(pos.shape)}"
-            )
+            raise ValueError(f"RotaryEmbedding3D: positions must be (N, 3) = (frame, row, col), got {tuple(pos.shape)}")
         half = self.chunk_dim // 2
         exponent = torch.arange(half, device=pos.device, dtype=torch.float32) * (2.0 / max(self.chunk_dim, 1))
         inv_freq = self.theta ** (-exponent)  # (half,)
@@ -98,9 +96,7 @@ class RotaryEmbedding3D(nn.Module):
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """Rotate queries and/or keys ``x (..., N, hd)`` (e.g. ``(B, heads, N, hd)``) at ``pos (N, 3)``."""
         if x.shape[-1] != self.head_dim:
-            raise ValueError(
-                f"RotaryEmbedding3D: expected head dim {self.head_dim}, got input {tuple(x.shape)}"
-            )
+            raise ValueError(f"RotaryEmbedding3D: expected head dim {self.head_dim}, got input {tuple(x.shape)}")
         if pos.dim() != 2 or pos.shape[0] != x.shape[-2]:
             raise ValueError(
                 f"RotaryEmbedding3D: positions must be (N, 3) with N = {x.shape[-2]} tokens of input "

@@ -88,16 +88,13 @@ def resolve_device(device: torch.device | str | None, init_mean: Tensor | None) 
     return torch.device("cpu")
 
 
-def check_plan_args(
-    batch_size: int, horizon: int, action_dim: int, generators: Sequence[torch.Generator]
-) -> None:
+def check_plan_args(batch_size: int, horizon: int, action_dim: int, generators: Sequence[torch.Generator]) -> None:
     for name, value in (("batch_size", batch_size), ("horizon", horizon), ("action_dim", action_dim)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"plan(): {name} must be a positive int, got {value!r}")
     if len(generators) != batch_size:
         raise ValueError(
-            f"plan(): expected one torch.Generator per episode (batch_size={batch_size}), "
-            f"got {len(generators)}"
+            f"plan(): expected one torch.Generator per episode (batch_size={batch_size}), got {len(generators)}"
         )
     for i, g in enumerate(generators):
         if not isinstance(g, torch.Generator):
@@ -138,9 +135,7 @@ def resolve_bounds(
 
     lo, hi = one("action_low", low), one("action_high", high)
     if lo is not None and hi is not None and bool((lo > hi).any()):
-        raise ValueError(
-            f"action_low must be <= action_high in every dim, got low={lo.tolist()} high={hi.tolist()}"
-        )
+        raise ValueError(f"action_low must be <= action_high in every dim, got low={lo.tolist()} high={hi.tolist()}")
     return lo, hi
 
 
@@ -151,9 +146,7 @@ def clip_actions(actions: Tensor, low: Tensor | None, high: Tensor | None) -> Te
     return torch.clamp(actions, min=low, max=high)
 
 
-def sample_normal(
-    generators: Sequence[torch.Generator], shape: Sequence[int], device: torch.device
-) -> Tensor:
+def sample_normal(generators: Sequence[torch.Generator], shape: Sequence[int], device: torch.device) -> Tensor:
     """Draw ``(B, *shape)`` standard normals, row b from ``generators[b]`` only.
 
     The loop over episodes is deliberate: it is what makes an episode's noise independent of its batch mates.

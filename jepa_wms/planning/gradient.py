@@ -118,9 +118,7 @@ class GradientPlanner:
         start = mean.unsqueeze(1).expand(batch_size, *shape)
         if self.init_std > 0:
             start = start + self.init_std * sample_normal(generators, shape, device)
-        actions = (
-            clip_actions(start, low, high).clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        )
+        actions = clip_actions(start, low, high).clone(memory_format=torch.contiguous_format).requires_grad_(True)
         optimizer = self._make_optimizer([actions])
 
         rows = torch.arange(batch_size, device=device)

@@ -33,7 +33,12 @@ class EpisodeTrace:
 
 
 def latent_goal_cost_fn(
-    model: WorldModel, context: LatentState, goal: LatentState, alpha: float, kind: str, autocast_ctx: Callable
+    model: WorldModel,
+    context: LatentState,
+    goal: LatentState,
+    alpha: float,
+    kind: str,
+    autocast_ctx: Callable,
 ) -> CostFn:
     """Build ``(B, S, H, A) → (B, S)``: roll every candidate out from the (B, 1) context, score the last step."""
 
@@ -88,7 +93,10 @@ def run_mpc(
     env steps. ``goal_obs`` are the goal observations (pixels + proprio). Returns one trace per episode."""
     device = torch.device(device)
     model.eval()
-    traces = [EpisodeTrace(frames=[o["pixels"]], states=[env.unwrapped.get_state()]) for env, o in zip(envs, first_obs)]
+    traces = [
+        EpisodeTrace(frames=[o["pixels"]], states=[env.unwrapped.get_state()])
+        for env, o in zip(envs, first_obs, strict=True)
+    ]
     goal = _observe(model, goal_obs, device)
     obs = list(first_obs)
     steps_left, warm = total_steps, None
@@ -98,8 +106,7 @@ def run_mpc(
         cost_fn = latent_goal_cost_fn(model, _observe(model, obs, device), goal, alpha, cost_kind, autocast_ctx)
         if warm is not None and warm.shape[1] != plan_len:
             warm = warm[:, :plan_len]
-        result = planner.plan(cost_fn, len(envs), plan_len, model.action_dim, generators, init_mean=warm,
-                              device=device)
+        result = planner.plan(cost_fn, len(envs), plan_len, model.action_dim, generators, init_mean=warm, device=device)
         k = min(execute, plan_len)
         raw = model.denormalize_actions(result.actions[:, :k]).flatten(1, 2).cpu().numpy()  # (B, k·f, A)
         for b, env in enumerate(envs):

@@ -45,17 +45,13 @@ def mppi_weights(costs: Tensor, temperature: float, normalize: bool = True) -> T
         count = finite.sum(dim=1, keepdim=True).clamp_min(1)
         safe = torch.where(finite, costs, torch.zeros_like(costs))
         mean = safe.sum(dim=1, keepdim=True) / count
-        spread = (
-            torch.where(finite, (costs - mean) ** 2, torch.zeros_like(costs)).sum(dim=1, keepdim=True) / count
-        )
+        spread = torch.where(finite, (costs - mean) ** 2, torch.zeros_like(costs)).sum(dim=1, keepdim=True) / count
         # All-equal costs have zero spread; any positive scale then gives the (correct) uniform weights.
         spread = spread.sqrt().clamp_min(1e-12)
         low = torch.where(finite, costs, torch.full_like(costs, float("inf"))).amin(dim=1, keepdim=True)
         costs = (costs - low) / spread
     weights = torch.softmax(-costs / temperature, dim=1)
-    return torch.where(
-        finite.any(dim=1, keepdim=True), weights, torch.full_like(weights, 1.0 / costs.shape[1])
-    )
+    return torch.where(finite.any(dim=1, keepdim=True), weights, torch.full_like(weights, 1.0 / costs.shape[1]))
 
 
 def fit_weighted(candidates: Tensor, weights: Tensor, min_std: float = 0.0) -> tuple[Tensor, Tensor]:

@@ -62,9 +62,7 @@ def goal_cost(
         return cost
     if pred_proprio is None or goal_proprio is None:
         missing = "pred_proprio" if pred_proprio is None else "goal_proprio"
-        raise ValueError(
-            f"goal_cost: alpha={alpha} weighs a proprio term but {missing} is None (use alpha=0)"
-        )
+        raise ValueError(f"goal_cost: alpha={alpha} weighs a proprio term but {missing} is None (use alpha=0)")
     proprio = _per_candidate_error(pred_proprio, goal_proprio, kind, "proprio")
     if proprio.shape != cost.shape:
         raise ValueError(

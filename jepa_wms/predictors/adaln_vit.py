@@ -148,8 +148,7 @@ class AdaLNPredictor(nn.Module):
         total_dim = pred_dim + proprio_emb_dim
         if num_heads < 1 or total_dim % num_heads != 0:
             raise ValueError(
-                f"AdaLNPredictor: pred_dim + proprio_emb_dim = {total_dim} must be a multiple of "
-                f"num_heads {num_heads}"
+                f"AdaLNPredictor: pred_dim + proprio_emb_dim = {total_dim} must be a multiple of num_heads {num_heads}"
             )
         if init_scale_adaln < 0:
             raise ValueError(f"AdaLNPredictor: init_scale_adaln must be >= 0, got {init_scale_adaln}")
@@ -165,9 +164,7 @@ class AdaLNPredictor(nn.Module):
         self.action_encoder = nn.Linear(action_dim, total_dim)
         # One parameter-free RoPE shared by all blocks: it only turns positions into rotations.
         rope = RotaryEmbedding3D(total_dim // num_heads)
-        self.predictor_blocks = nn.ModuleList(
-            AdaLNBlock(total_dim, num_heads, mlp_ratio, rope) for _ in range(depth)
-        )
+        self.predictor_blocks = nn.ModuleList(AdaLNBlock(total_dim, num_heads, mlp_ratio, rope) for _ in range(depth))
         self.predictor_norm = nn.LayerNorm(total_dim, eps=1e-6)
         self.predictor_proj = nn.Linear(pred_dim, embed_dim)
         self._init_weights(init_scale_adaln)
@@ -203,28 +200,22 @@ class AdaLNPredictor(nn.Module):
     # ----------------------------------------------------------------------------------------------------
     # Shared core: T new frames after the cached ones.
 
-    def _check_frames(
-        self, z: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, where: str
-    ) -> None:
+    def _check_frames(self, z: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, where: str) -> None:
         if z.dim() != 4 or z.shape[2:] != (self.num_tokens, self.embed_dim):
             raise ValueError(
-                f"{where}: latents must be (B, T, N={self.num_tokens}, D={self.embed_dim}), "
-                f"got {tuple(z.shape)}"
+                f"{where}: latents must be (B, T, N={self.num_tokens}, D={self.embed_dim}), got {tuple(z.shape)}"
             )
         batch, frames = z.shape[:2]
         if actions.shape != (batch, frames, self.action_dim):
             raise ValueError(
-                f"{where}: actions must be (B={batch}, T={frames}, A={self.action_dim}), "
-                f"got {tuple(actions.shape)}"
+                f"{where}: actions must be (B={batch}, T={frames}, A={self.action_dim}), got {tuple(actions.shape)}"
             )
         if self.proprio_emb_dim == 0:
             if proprio is not None:
                 raise ValueError(f"{where}: this predictor has proprio_emb_dim=0 but proprio was given")
         elif proprio is None or proprio.shape != (batch, frames, self.proprio_emb_dim):
             got = None if proprio is None else tuple(proprio.shape)
-            raise ValueError(
-                f"{where}: proprio must be (B={batch}, T={frames}, E={self.proprio_emb_dim}), got {got}"
-            )
+            raise ValueError(f"{where}: proprio must be (B={batch}, T={frames}, E={self.proprio_emb_dim}), got {got}")
 
     def _run(
         self,
@@ -286,8 +277,7 @@ class AdaLNPredictor(nn.Module):
         self._check_frames(z, actions, proprio_emb, "AdaLNPredictor.extend")
         if cache.batch_size != z.shape[0] or len(cache.layers) != len(self.predictor_blocks):
             raise ValueError(
-                f"AdaLNPredictor.extend: {cache} does not fit batch {z.shape[0]} "
-                f"and depth {len(self.predictor_blocks)}"
+                f"AdaLNPredictor.extend: {cache} does not fit batch {z.shape[0]} and depth {len(self.predictor_blocks)}"
             )
         return self._run(z, actions, proprio_emb, cache)
 
@@ -325,14 +315,11 @@ class AdaLNPredictor(nn.Module):
           - output h is frame C+h: ``(z (B, H, N, D), p (B, H, E) | None)``.
         """
         if z_ctx.dim() != 4 or z_ctx.shape[1] < 1:
-            raise ValueError(
-                f"AdaLNPredictor.rollout: z_ctx must be (B, C>=1, N, D), got {tuple(z_ctx.shape)}"
-            )
+            raise ValueError(f"AdaLNPredictor.rollout: z_ctx must be (B, C>=1, N, D), got {tuple(z_ctx.shape)}")
         batch, context = z_ctx.shape[:2]
         if a_ctx.dim() != 3 or a_ctx.shape[:2] != (batch, context - 1):
             raise ValueError(
-                f"AdaLNPredictor.rollout: a_ctx must be (B={batch}, C-1={context - 1}, A), "
-                f"got {tuple(a_ctx.shape)}"
+                f"AdaLNPredictor.rollout: a_ctx must be (B={batch}, C-1={context - 1}, A), got {tuple(a_ctx.shape)}"
             )
         cache = self.new_cache(batch)
         if context > 1:
@@ -358,8 +345,7 @@ class AdaLNPredictor(nn.Module):
         """
         if actions.dim() != 3 or actions.shape[0] != z_last.shape[0] or actions.shape[1] < 1:
             raise ValueError(
-                f"AdaLNPredictor.rollout: actions must be (B={z_last.shape[0]}, H>=1, A), "
-                f"got {tuple(actions.shape)}"
+                f"AdaLNPredictor.rollout: actions must be (B={z_last.shape[0]}, H>=1, A), got {tuple(actions.shape)}"
             )
         cache = cache.copy()
         # The private copy can grow in place: no re-copying of the whole cache at every planning step.

@@ -6,8 +6,21 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-LOG_COLUMNS = ["step", "epoch", "split", "lr", "loss", "loss_visual", "loss_tf_visual", "loss_rollout_last",
-               "loss_proprio", "loss_reg", "latent_std", "grad_norm", "samples_per_s"]
+LOG_COLUMNS = [
+    "step",
+    "epoch",
+    "split",
+    "lr",
+    "loss",
+    "loss_visual",
+    "loss_tf_visual",
+    "loss_rollout_last",
+    "loss_proprio",
+    "loss_reg",
+    "latent_std",
+    "grad_norm",
+    "samples_per_s",
+]
 
 
 class RunLogger:

@@ -62,7 +62,9 @@ def world_model_loss(
         return LatentState(state.visual[:, sl], None if state.proprio is None else state.proprio[:, sl])
 
     # Teacher forcing: frames 0..T−2 predict frames 1..T−1 in one frame-causal pass.
-    tf_vis, tf_prop = _frame_loss(model.predict(frames(enc, slice(0, -1)), actions), frames(target, slice(1, None)), cfg)
+    tf_vis, tf_prop = _frame_loss(
+        model.predict(frames(enc, slice(0, -1)), actions), frames(target, slice(1, None)), cfg
+    )
     vis_terms, prop_terms = [tf_vis], [tf_prop]
 
     steps = min(cfg.rollout_steps, num_frames - 1)

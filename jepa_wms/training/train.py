@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from ..config import ExperimentConfig, config_from_dict
 from ..datasets import TrajectoryStore, WindowDataset, split_episodes
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
-from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from .logger import RunLogger
 from .losses import world_model_loss
 from .optim import build_optimizer, lr_at
@@ -107,7 +107,11 @@ def _resume(path: Path, model, opt, cfg: ExperimentConfig) -> tuple[int, int]:
 
 
 def train(
-    cfg: ExperimentConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False, show_progress: bool = True
+    cfg: ExperimentConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    show_progress: bool = True,
 ) -> Path:
     """Train a world model on the dataset in ``data_dir``; checkpoints go to ``out_dir/checkpoints/last.pt``."""
     out_dir = Path(out_dir)
@@ -142,15 +146,21 @@ def train(
         logger.truncate_after(step)
         if rank == 0:
             (out_dir / "config.yaml").write_text(_yaml(cfg))
-            print(f"[train] {model.num_parameters():,} trainable parameters, {len(train_set):,} windows, "
-                  f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs, {device} {str(dtype)[6:]}"
-                  + (f", resuming at epoch {epoch}" if epoch else ""))
+            print(
+                f"[train] {model.num_parameters():,} trainable parameters, {len(train_set):,} windows, "
+                f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs, {device} {str(dtype)[6:]}"
+                + (f", resuming at epoch {epoch}" if epoch else "")
+            )
 
         # ----- loop -----
         model.train()
         while epoch < cfg.train.epochs:
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                       disable=not show_progress or rank != 0, leave=False)
+            bar = tqdm(
+                total=steps_per_epoch,
+                desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                disable=not show_progress or rank != 0,
+                leave=False,
+            )
             t_last, samples = time.perf_counter(), 0
             for batch in train_set.batches(cfg.train.batch_size, epoch, cfg.train.seed, rank, world):
                 lr = lr_at(step, total_steps, cfg.optim)
@@ -191,8 +201,10 @@ def train(
                 save_checkpoint(ckpt_path, payload)
                 if cfg.train.keep_epoch_checkpoints:
                     save_checkpoint(ckpt_path.with_name(f"epoch_{epoch:03d}.pt"), payload)
-                print(f"[train] epoch {epoch}/{cfg.train.epochs} step {step} "
-                      + " ".join(f"val_{k}={v:.4f}" for k, v in val_stats.items() if k.startswith("loss")))
+                print(
+                    f"[train] epoch {epoch}/{cfg.train.epochs} step {step} "
+                    + " ".join(f"val_{k}={v:.4f}" for k, v in val_stats.items() if k.startswith("loss"))
+                )
         logger.close()
     return ckpt_path
 

@@ -28,9 +28,7 @@ def episodes():
 
 @pytest.fixture
 def dataset(tmp_path, episodes):
-    with TrajectoryWriter(
-        tmp_path / "ds", env="wall", env_kwargs={"img_size": 8}, collector={"seed": 3}
-    ) as w:
+    with TrajectoryWriter(tmp_path / "ds", env="wall", env_kwargs={"img_size": 8}, collector={"seed": 3}) as w:
         for ep in episodes:
             w.add_episode(**ep)
     return tmp_path / "ds"
@@ -55,10 +53,7 @@ def test_round_trip(dataset, episodes, preload):
         for key in ("pixels", "actions", "proprio", "state"):
             np.testing.assert_array_equal(got[key], ep[key])
     last_rows = store.episode_starts + store.episode_lengths - 1
-    assert (
-        np.isnan(store.actions[last_rows]).all()
-        and not np.isnan(np.delete(store.actions, last_rows, 0)).any()
-    )
+    assert np.isnan(store.actions[last_rows]).all() and not np.isnan(np.delete(store.actions, last_rows, 0)).any()
     all_actions = np.concatenate([ep["actions"] for ep in episodes])
     np.testing.assert_allclose(store.action_stats.mean, all_actions.mean(0), rtol=1e-6)
     np.testing.assert_allclose(store.action_stats.std, all_actions.std(0), rtol=1e-6)
@@ -162,9 +157,7 @@ def test_normalizer_numpy_torch_and_dict():
     np.testing.assert_allclose(norm.denormalize(z), data, atol=1e-9)
     t = torch.tensor(data[:4], dtype=torch.float32)
     zt = norm.normalize(t)
-    assert zt.dtype == torch.float32 and torch.allclose(
-        zt, torch.tensor(z[:4], dtype=torch.float32), atol=1e-4
-    )
+    assert zt.dtype == torch.float32 and torch.allclose(zt, torch.tensor(z[:4], dtype=torch.float32), atol=1e-4)
     assert Normalizer.from_dict(json.loads(json.dumps(norm.to_dict()))) == norm
     with pytest.raises(ValueError, match="last dim of input is 2, expected 3"):
         norm.normalize(np.zeros((4, 2)))

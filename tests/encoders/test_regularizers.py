@@ -44,9 +44,9 @@ def test_sigreg_gaussian_scores_lowest_and_near_its_null_expectation():
     # 2 * int_0^3 (1 - exp(-t^2)) exp(-t^2/2) dt ~= 1.05, whatever the batch size.
     assert 0.6 < gauss.item() < 1.6 and stats["latent_std"] == pytest.approx(1.0, abs=0.03)
     collapsed = sigreg(0.01 * _gaussian(seed=1), generator=torch.Generator().manual_seed(0))[0]
-    anisotropic = sigreg(
-        _gaussian(seed=2) * torch.linspace(0.2, 3.0, 16), generator=torch.Generator().manual_seed(0)
-    )[0]
+    anisotropic = sigreg(_gaussian(seed=2) * torch.linspace(0.2, 3.0, 16), generator=torch.Generator().manual_seed(0))[
+        0
+    ]
     shifted = sigreg(_gaussian(seed=3) + 1.0, generator=torch.Generator().manual_seed(0))[0]
     assert collapsed > 50 * gauss and anisotropic > 10 * gauss and shifted > 10 * gauss
 

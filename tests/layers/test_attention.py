@@ -73,11 +73,7 @@ def test_kv_cache_expand_and_repeat_do_not_touch_the_parent():
     parent = KVCache(2, keys, keys + 100)
     rep = parent.repeat_interleave(3)
     assert rep.batch_size == 6
-    assert (
-        torch.equal(rep.keys[0], keys[0])
-        and torch.equal(rep.keys[2], keys[0])
-        and torch.equal(rep.keys[3], keys[1])
-    )
+    assert torch.equal(rep.keys[0], keys[0]) and torch.equal(rep.keys[2], keys[0]) and torch.equal(rep.keys[3], keys[1])
     rep.append(torch.zeros(6, 1, 1, 2), torch.zeros(6, 1, 1, 2))
     assert rep.num_tokens == 4 and parent.num_tokens == 3
     assert torch.equal(parent.keys, keys)

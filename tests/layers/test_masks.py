@@ -13,9 +13,7 @@ def _brute_force(num_frames, tokens, past):
     return mask
 
 
-@pytest.mark.parametrize(
-    ("num_frames", "tokens", "past"), [(1, 1, 0), (4, 3, 0), (3, 5, 2), (1, 4, 3), (2, 1, 6)]
-)
+@pytest.mark.parametrize(("num_frames", "tokens", "past"), [(1, 1, 0), (4, 3, 0), (3, 5, 2), (1, 4, 3), (2, 1, 6)])
 def test_matches_brute_force(num_frames, tokens, past):
     mask = frame_causal_mask(num_frames, tokens, past_frames=past)
     assert mask.dtype == torch.bool

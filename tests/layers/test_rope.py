@@ -16,9 +16,7 @@ def _reference_rope(x: torch.Tensor, pos: torch.Tensor, theta: float = 10000.0) 
             for i in range(chunk // 2):
                 angle = float(pos[n, axis]) * theta ** (-2 * i / chunk)
                 c = axis * chunk + 2 * i
-                pair = torch.complex(x[..., n, c], x[..., n, c + 1]) * complex(
-                    math.cos(angle), math.sin(angle)
-                )
+                pair = torch.complex(x[..., n, c], x[..., n, c + 1]) * complex(math.cos(angle), math.sin(angle))
                 out[..., n, c], out[..., n, c + 1] = pair.real, pair.imag
     return out
 

@@ -101,9 +101,7 @@ def test_each_iteration_samples_around_the_refit_of_the_previous_elites():
         calls.append(actions.clone())
         return quadratic(targets)(actions)
 
-    CEMPlanner(num_samples=S, iterations=2, num_elites=K, init_std=0.5).plan(
-        cost, 1, H, A, gens(seed), init_mean=init
-    )
+    CEMPlanner(num_samples=S, iterations=2, num_elites=K, init_std=0.5).plan(cost, 1, H, A, gens(seed), init_mean=init)
     assert len(calls) == 3  # two iterations + one S=1 evaluation of the returned mean
     replay = torch.Generator().manual_seed(seed)
     noise1 = torch.randn((S, H, A), generator=replay)
@@ -207,9 +205,7 @@ def test_bad_plan_arguments_are_named():
     with pytest.raises(ValueError, match=r"cost_fn returned \(3,\)"):
         planner.plan(lambda a: a.sum(dim=(1, 2, 3)), B, H, A, gens(0, 1, 2))
     with pytest.raises(ValueError, match="action_low must be <= action_high"):
-        CEMPlanner(num_samples=10, num_elites=2, action_low=1.0, action_high=0.0).plan(
-            cost, B, H, A, gens(0, 1, 2)
-        )
+        CEMPlanner(num_samples=10, num_elites=2, action_low=1.0, action_high=0.0).plan(cost, B, H, A, gens(0, 1, 2))
     with pytest.raises(ValueError, match="action_high has shape"):
         CEMPlanner(num_samples=10, num_elites=2, action_high=torch.ones(3)).plan(cost, B, H, A, gens(0, 1, 2))
 

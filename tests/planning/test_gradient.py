@@ -68,9 +68,7 @@ def test_adam_and_sgd_give_different_plans_on_the_quadratic():
 def test_reference_lr_one_overshoots_but_best_so_far_never_gets_worse():
     """With lr = 1 on sum((a - t)^2) SGD reflects a around t each step; the best iterate is still returned."""
     targets = make_targets()
-    result = GradientPlanner(iterations=20, lr=1.0, action_noise=0.0).plan(
-        quadratic(targets), B, H, A, gens(0, 1, 2)
-    )
+    result = GradientPlanner(iterations=20, lr=1.0, action_noise=0.0).plan(quadratic(targets), B, H, A, gens(0, 1, 2))
     h = result.cost_history
     assert bool((h[:, 1:] <= h[:, :-1]).all())
     torch.testing.assert_close(result.cost, quadratic(targets)(result.actions.unsqueeze(1))[:, 0])

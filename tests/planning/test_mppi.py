@@ -91,9 +91,7 @@ def test_fixed_std_keeps_sampling_at_init_std():
         seen.append(actions.clone())
         return quadratic(targets)(actions)
 
-    MPPIPlanner(num_samples=4000, iterations=3, init_std=0.4, update_std=False).plan(
-        cost, B, H, A, gens(0, 1, 2)
-    )
+    MPPIPlanner(num_samples=4000, iterations=3, init_std=0.4, update_std=False).plan(cost, B, H, A, gens(0, 1, 2))
     last = seen[2][:, 1:]  # iteration 3's samples, minus the mean in slot 0
     assert last.std(dim=1).mean().item() == pytest.approx(0.4, rel=0.05)
 

@@ -205,9 +205,7 @@ def test_init_scales():
     # AdaLN-zero: every gate is 0 at init, so blocks are identities.
     assert all(b.adaLN_modulation[1].weight.abs().sum() == 0 for b in zero.predictor_blocks)
     x = zero.predictor_embed(z)
-    expect = zero.predictor_proj(
-        zero.predictor_norm(torch.cat([x, p[:, :, None].expand(-1, -1, N, -1)], -1))[..., :12]
-    )
+    expect = zero.predictor_proj(zero.predictor_norm(torch.cat([x, p[:, :, None].expand(-1, -1, N, -1)], -1))[..., :12])
     torch.testing.assert_close(zero(z, a, p)[0], expect, atol=1e-6, rtol=1e-6)
 
 

@@ -57,8 +57,9 @@ def test_rollout_terms_are_weighted_like_teacher_forcing():
 
 def test_regularizer_pushes_against_collapse():
     m, batch = _setup()
-    loss_reg, stats = world_model_loss(m, batch, LossConfig(regularizer="vicreg", vicreg_var_weight=10.0),
-                                       seeded_generator(0))
+    loss_reg, stats = world_model_loss(
+        m, batch, LossConfig(regularizer="vicreg", vicreg_var_weight=10.0), seeded_generator(0)
+    )
     loss_none, _ = world_model_loss(m, batch, LossConfig(regularizer="none"), seeded_generator(0))
     assert stats["latent_std"] < 1.0 and loss_reg.item() > loss_none.item()
     loss_sig, stats_sig = world_model_loss(m, batch, LossConfig(regularizer="sigreg"), seeded_generator(0))

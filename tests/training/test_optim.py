@@ -12,7 +12,7 @@ def test_schedule_warmup_then_cosine_to_min():
     assert lr_at(10, 100, cfg) == pytest.approx(1e-3)
     assert lr_at(100, 100, cfg) == pytest.approx(1e-4)
     values = [lr_at(s, 100, cfg) for s in range(10, 101)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
 
 
 def test_constant_schedule():

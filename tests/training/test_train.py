@@ -29,7 +29,8 @@ def test_resume_after_kill_is_exact(tiny_dataset, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "resumed" / "log.csv")) if r["split"] == "train"]
+    with open(tmp_path / "resumed" / "log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r["split"] == "train"]
     assert steps == sorted(set(steps)), "resumed log has no duplicated steps"
 
 

@@ -16,10 +16,8 @@ import torch
 
 from jepa_wms.checkpoint import load_world_model
 from jepa_wms.config import load_config
-from jepa_wms.envs import env_spec, make_env
-from jepa_wms.evaluation import build_planner, episode_start_goal
-from jepa_wms.planning.mpc import run_mpc
-from jepa_wms.runtime import autocast, resolve_device, seeded_generator
+from jepa_wms.evaluation import plan_episodes
+from jepa_wms.runtime import resolve_device
 from jepa_wms.world_model import build_world_model
 
 
@@ -40,7 +38,6 @@ def main() -> None:
         model = build_world_model(cfg.model, raw_action_dim=2, proprio_dim=2, frameskip=cfg.data.frameskip)
         model = model.to(device).eval()
         env_kwargs = {"img_size": cfg.collect.img_size}
-    spec = env_spec(cfg.env)
     out = {
         "bench": "planning_time",
         "device": str(device),
@@ -51,27 +48,8 @@ def main() -> None:
         "horizon": cfg.plan.horizon,
     }
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        envs = [make_env(cfg.env, **env_kwargs) for _ in range(args.episodes)]
-        first, goals = [], []
-        for k, env in enumerate(envs):
-            start, goal = episode_start_goal(env, 0, k)
-            goals.append(env.reset(options={"state": goal, "goal": goal})[0])
-            first.append(env.reset(options={"state": start, "goal": goal})[0])
         t0 = time.perf_counter()
-        traces = run_mpc(
-            model,
-            envs,
-            first,
-            goals,
-            build_planner(cfg.plan),
-            [seeded_generator(0, k) for k in range(args.episodes)],
-            horizon=cfg.plan.horizon,
-            execute=cfg.plan.execute,
-            total_steps=spec.eval_steps,
-            alpha=cfg.plan.alpha,
-            autocast_ctx=lambda d=dtype: autocast(device, d),
-            device=device,
-        )
+        _, _, _, traces = plan_episodes(model, cfg, env_kwargs, range(args.episodes), 0, device, dtype)
         out[f"{name}_seconds_per_episode"] = round((time.perf_counter() - t0) / args.episodes, 4)
         out[f"{name}_plan_seconds_per_episode"] = round(float(np.mean([t.plan_seconds for t in traces])), 4)
     print(json.dumps(out))

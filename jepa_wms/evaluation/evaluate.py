@@ -24,7 +24,7 @@ from ..checkpoint import atomic_write_bytes, load_world_model
 from ..config import ExperimentConfig, PlanConfig, config_from_dict
 from ..envs import env_spec, make_env
 from ..planning import CEMPlanner
-from ..planning.mpc import run_mpc
+from ..planning.mpc import EpisodeTrace, run_mpc
 from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
 from .media import plot_cost_history, plot_trajectories, write_video
 
@@ -79,6 +79,36 @@ def _append_records(jsonl: Path, records: Sequence[dict]) -> None:
         os.fsync(f.fileno())
 
 
+def plan_episodes(
+    model: Any, cfg: ExperimentConfig, env_kwargs: dict, indices: Sequence[int], seed: int, device, dtype
+) -> tuple[list, list[tuple[np.ndarray, np.ndarray]], list[dict], list[EpisodeTrace]]:
+    """Set up episodes ``indices`` (start and goal from (seed, k)) and drive them with the configured planner.
+    Returns the envs, the (start, goal) states, the goal observations and one trace per episode."""
+    envs = [make_env(cfg.env, **env_kwargs) for _ in indices]
+    first, goals, specs = [], [], []
+    for env, k in zip(envs, indices, strict=True):
+        start, goal = episode_start_goal(env, seed, k)
+        goals.append(env.reset(options={"state": goal, "goal": goal})[0])
+        first.append(env.reset(options={"state": start, "goal": goal})[0])
+        specs.append((start, goal))
+    traces = run_mpc(
+        model,
+        envs,
+        first,
+        goals,
+        build_planner(cfg.plan),
+        [seeded_generator(seed, k, 7) for k in indices],
+        horizon=cfg.plan.horizon,
+        execute=cfg.plan.execute,
+        total_steps=env_spec(cfg.env).eval_steps,
+        alpha=cfg.plan.alpha,
+        cost_kind=cfg.plan.cost,
+        autocast_ctx=lambda: autocast(device, dtype),
+        device=device,
+    )
+    return envs, specs, goals, traces
+
+
 def _run_chunk(
     model,
     cfg: ExperimentConfig,
@@ -90,32 +120,8 @@ def _run_chunk(
     video_dir: Path | None,
     videos: int,
 ) -> list[dict]:
-    envs = [make_env(cfg.env, **env_kwargs) for _ in indices]
-    first, goals, specs = [], [], []
-    for env, k in zip(envs, indices, strict=True):
-        start, goal = episode_start_goal(env, seed, k)
-        goal_obs, _ = env.reset(options={"state": goal, "goal": goal})
-        obs, _ = env.reset(options={"state": start, "goal": goal})
-        first.append(obs)
-        goals.append(goal_obs)
-        specs.append((start, goal))
-    spec = env_spec(cfg.env)
     t0 = time.perf_counter()
-    traces = run_mpc(
-        model,
-        envs,
-        first,
-        goals,
-        build_planner(cfg.plan),
-        [seeded_generator(seed, k, 7) for k in indices],
-        horizon=cfg.plan.horizon,
-        execute=cfg.plan.execute,
-        total_steps=spec.eval_steps,
-        alpha=cfg.plan.alpha,
-        cost_kind=cfg.plan.cost,
-        autocast_ctx=lambda: autocast(device, dtype),
-        device=device,
-    )
+    envs, specs, goals, traces = plan_episodes(model, cfg, env_kwargs, indices, seed, device, dtype)
     wall = (time.perf_counter() - t0) / len(indices)
     records = []
     for env, k, (start, goal), trace, g_obs in zip(envs, indices, specs, traces, goals, strict=True):
@@ -213,7 +219,10 @@ def evaluate(
         np.array([r["cost_history"] for r in records]),
         title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}",
     )
-    plot_trajectories(out_dir / "paths.png", records[:16], arena=env_kwargs.get("arena_size"))
+    scene = make_env(cfg.env, **env_kwargs).unwrapped
+    extent = getattr(getattr(scene, "config", None), "arena_size", None)
+    background = scene.render_state(np.asarray(records[0]["goal"])) if extent else None
+    plot_trajectories(out_dir / "paths.png", records[:16], background, extent)
     return summary
 
 
@@ -231,4 +240,4 @@ def _write_csv(path: Path, records: Sequence[dict]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["build_planner", "episode_start_goal", "evaluate", "summarize"]
+__all__ = ["build_planner", "episode_start_goal", "evaluate", "plan_episodes", "summarize"]

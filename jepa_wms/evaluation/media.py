@@ -65,8 +65,11 @@ def plot_cost_history(path: str | Path, histories: np.ndarray, title: str = "") 
     return path
 
 
-def plot_trajectories(path: str | Path, episodes: Sequence[dict], arena: float | None = None) -> Path:
-    """2-D state paths (first two state dims) of a few episodes: start ○, goal ★, green = success, red = failure."""
+def plot_trajectories(
+    path: str | Path, episodes: Sequence[dict], background: np.ndarray | None = None, extent: float | None = None
+) -> Path:
+    """2-D state paths (first two state dims) of a few episodes over an optional rendering of the scene that spans
+    [0, extent]² in state units: start ○, goal ★, green = success, red = failure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,9 +83,9 @@ def plot_trajectories(path: str | Path, episodes: Sequence[dict], arena: float |
         ax.plot(xy[:, 0], xy[:, 1], color=color, lw=1)
         ax.plot(*xy[0], "o", color=color, ms=4)
         ax.plot(*np.asarray(ep["goal"])[:2], "*", color=color, ms=9)
-    if arena:
-        ax.set_xlim(0, arena)
-        ax.set_ylim(arena, 0)  # image convention: y grows downwards
+    if background is not None and extent:
+        # Image convention: state y grows downwards like image rows.
+        ax.imshow(background, extent=(0, extent, extent, 0), alpha=0.35, zorder=0)
     ax.set_aspect("equal")
     ax.set_title("episode paths (○ start, ★ goal)")
     fig.tight_layout()

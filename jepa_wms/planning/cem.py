@@ -12,28 +12,11 @@ allows a floor (0, the reference behaviour, by default).
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor
 
-from jepa_wms.planning.base import (
-    BoundLike,
-    CostFn,
-    PlanResult,
-    Stopwatch,
-    check_non_negative,
-    check_plan_args,
-    check_positive,
-    clip_actions,
-    evaluate_cost,
-    initial_mean,
-    resolve_bounds,
-    resolve_device,
-    sample_normal,
-)
-
-logger = logging.getLogger(__name__)
+from jepa_wms.planning.base import BoundLike, check_non_negative, check_positive
+from jepa_wms.planning.sampling import GaussianSamplingPlanner
 
 
 def select_elites(candidates: Tensor, costs: Tensor, num_elites: int) -> tuple[Tensor, Tensor]:
@@ -61,7 +44,7 @@ def fit_elites(elites: Tensor, min_std: float = 0.0) -> tuple[Tensor, Tensor]:
     return mean, std
 
 
-class CEMPlanner:
+class CEMPlanner(GaussianSamplingPlanner):
     """Batched CEM over ``(B, S, H, A)`` candidates.
 
     Args:
@@ -115,41 +98,6 @@ class CEMPlanner:
             f"action_low={self.action_low}, action_high={self.action_high})"
         )
 
-    def plan(
-        self,
-        cost_fn: CostFn,
-        batch_size: int,
-        horizon: int,
-        action_dim: int,
-        generators: list[torch.Generator],
-        init_mean: Tensor | None = None,
-        device: torch.device | str | None = None,
-    ) -> PlanResult:
-        """Plan B episodes; see ``jepa_wms.planning.base.Planner.plan`` for the arguments."""
-        check_plan_args(batch_size, horizon, action_dim, generators)
-        device = resolve_device(device, init_mean)
-        timer = Stopwatch(device)
-        low, high = resolve_bounds(self.action_low, self.action_high, action_dim, device)
-        mean = initial_mean(init_mean, batch_size, horizon, action_dim, device)
-        std = torch.full_like(mean, self.init_std)
-        history = torch.empty(batch_size, self.iterations, device=device)
-
-        with torch.no_grad():
-            for it in range(self.iterations):
-                # sample: S Gaussians per episode, each episode from its own generator
-                noise = sample_normal(generators, (self.num_samples, horizon, action_dim), device)
-                candidates = mean.unsqueeze(1) + std.unsqueeze(1) * noise
-                # Mean kept as a sample: guarantees the current best guess competes with the new draws.
-                candidates[:, 0] = mean
-                candidates = clip_actions(candidates, low, high)
-                # score: one batched rollout for all episodes and candidates
-                costs = evaluate_cost(cost_fn, candidates)
-                history[:, it] = costs[:, 0]
-                # elites -> update
-                elites, _ = select_elites(candidates, costs, self.num_elites)
-                mean, std = fit_elites(elites, self.min_std)
-            final_cost = evaluate_cost(cost_fn, mean.unsqueeze(1))[:, 0]
-
-        elapsed = timer.elapsed()
-        logger.debug("CEM planned %d episodes in %.3f s", batch_size, elapsed)
-        return PlanResult(actions=mean, cost=final_cost, cost_history=history, elapsed_s=elapsed)
+    def _refit(self, candidates: Tensor, costs: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
+        elites, _ = select_elites(candidates, costs, self.num_elites)
+        return fit_elites(elites, self.min_std)

@@ -9,28 +9,11 @@ sample 0).
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import Tensor
 
-from jepa_wms.planning.base import (
-    BoundLike,
-    CostFn,
-    PlanResult,
-    Stopwatch,
-    check_non_negative,
-    check_plan_args,
-    check_positive,
-    clip_actions,
-    evaluate_cost,
-    initial_mean,
-    resolve_bounds,
-    resolve_device,
-    sample_normal,
-)
-
-logger = logging.getLogger(__name__)
+from jepa_wms.planning.base import BoundLike, check_non_negative, check_positive
+from jepa_wms.planning.sampling import GaussianSamplingPlanner
 
 
 def mppi_weights(costs: Tensor, temperature: float, normalize: bool = True) -> Tensor:
@@ -66,7 +49,7 @@ def fit_weighted(candidates: Tensor, weights: Tensor, min_std: float = 0.0) -> t
     return mean, (var / ess_factor).sqrt().clamp_min(min_std)
 
 
-class MPPIPlanner:
+class MPPIPlanner(GaussianSamplingPlanner):
     """Batched MPPI over ``(B, S, H, A)`` candidates.
 
     Args:
@@ -124,44 +107,8 @@ class MPPIPlanner:
             f"action_low={self.action_low}, action_high={self.action_high})"
         )
 
-    def plan(
-        self,
-        cost_fn: CostFn,
-        batch_size: int,
-        horizon: int,
-        action_dim: int,
-        generators: list[torch.Generator],
-        init_mean: Tensor | None = None,
-        device: torch.device | str | None = None,
-    ) -> PlanResult:
-        """Plan B episodes; see ``jepa_wms.planning.base.Planner.plan`` for the arguments."""
-        check_plan_args(batch_size, horizon, action_dim, generators)
-        device = resolve_device(device, init_mean)
-        timer = Stopwatch(device)
-        low, high = resolve_bounds(self.action_low, self.action_high, action_dim, device)
-        mean = initial_mean(init_mean, batch_size, horizon, action_dim, device)
-        std = torch.full_like(mean, self.init_std)
-        history = torch.empty(batch_size, self.iterations, device=device)
-
-        with torch.no_grad():
-            for it in range(self.iterations):
-                # sample
-                noise = sample_normal(generators, (self.num_samples, horizon, action_dim), device)
-                candidates = mean.unsqueeze(1) + std.unsqueeze(1) * noise
-                candidates[:, 0] = mean
-                candidates = clip_actions(candidates, low, high)
-                # score
-                costs = evaluate_cost(cost_fn, candidates)
-                history[:, it] = costs[:, 0]
-                # weights -> update
-                new_mean, new_std = fit_weighted(
-                    candidates, mppi_weights(costs, self.temperature, self.normalize_costs), self.min_std
-                )
-                mean = new_mean
-                if self.update_std:
-                    std = new_std
-            final_cost = evaluate_cost(cost_fn, mean.unsqueeze(1))[:, 0]
-
-        elapsed = timer.elapsed()
-        logger.debug("MPPI planned %d episodes in %.3f s", batch_size, elapsed)
-        return PlanResult(actions=mean, cost=final_cost, cost_history=history, elapsed_s=elapsed)
+    def _refit(self, candidates: Tensor, costs: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
+        mean, new_std = fit_weighted(
+            candidates, mppi_weights(costs, self.temperature, self.normalize_costs), self.min_std
+        )
+        return mean, new_std if self.update_std else std

@@ -21,7 +21,7 @@ demo: venv
 	$(VENV)/bin/jepa-wms demo --env wall --out runs/demo
 
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest tests
 
 lint: venv
 	$(VENV)/bin/ruff check jepa_wms tests bench

@@ -68,10 +68,13 @@ def dist_info() -> tuple[int, int, int]:
 @contextlib.contextmanager
 def distributed(device: torch.device) -> Iterator[tuple[int, int]]:
     """Initialise a process group under torchrun (NCCL on GPU, Gloo on CPU) and tear it down afterwards."""
-    rank, world, _ = dist_info()
+    rank, world, local_rank = dist_info()
     if world == 1:
         yield 0, 1
         return
+    if device.type == "cuda":
+        # One GPU per process: `device` ("cuda") then means this rank's GPU.
+        torch.cuda.set_device(local_rank)
     torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield rank, world

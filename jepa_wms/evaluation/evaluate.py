@@ -49,7 +49,8 @@ def build_planner(plan: PlanConfig) -> CEMPlanner:
 def _eval_fingerprint(cfg: ExperimentConfig, checkpoint: Path, seed: int) -> str:
     key = json.dumps(
         {
-            "plan": cfg.plan.__dict__,
+            # Batching does not change results (per-episode generators), so a resume may use another chunk size.
+            "plan": {k: v for k, v in cfg.plan.__dict__.items() if k != "episode_chunk"},
             "seed": seed,
             "ckpt": str(checkpoint.resolve()),
             "mtime": checkpoint.stat().st_mtime_ns,

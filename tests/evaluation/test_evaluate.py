@@ -39,7 +39,7 @@ def test_results_do_not_depend_on_batching_and_resume(tiny_checkpoint, tmp_path)
     # A kill mid-evaluation: keep the first episode and a cut-off line, rerun, same results.
     lines = (tmp_path / "b" / "episodes.jsonl").read_text().splitlines()
     (tmp_path / "b" / "episodes.jsonl").write_text(lines[0] + "\n" + lines[1][:40])
-    c = evaluate(tiny_checkpoint, tmp_path / "b", overrides=["plan.episode_chunk=1"], show_progress=False)
+    c = evaluate(tiny_checkpoint, tmp_path / "b", overrides=["plan.episode_chunk=2"], show_progress=False)
     assert c["mean_final_distance"] == pytest.approx(b["mean_final_distance"])
 
 

@@ -10,6 +10,7 @@ Data flows env → dataset → encoder → predictor → planner → evaluation.
 - ``train`` — train a world model; ``evaluate`` — plan seeded episodes and score them
 - ``CEMPlanner`` / ``run_mpc`` / ``goal_cost`` — plan in latent space
 - ``run_demo`` — collect → train → evaluate
+- ``resolve_weights`` — a weight file by local path or URL (cached download)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _EXPORTS = {
     "goal_cost": "jepa_wms.planning",
     "run_mpc": "jepa_wms.planning.mpc",
     "run_demo": "jepa_wms.demo",
+    "resolve_weights": "jepa_wms.weights",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,91 @@
+"""Weight files by URL, served from a loopback HTTP server: cached once, refused when truncated or wrong."""
+
+import hashlib
+import http.server
+import threading
+
+import pytest
+import torch
+
+from jepa_wms.weights import WeightsUnavailableError, resolve_weights
+
+
+@pytest.fixture
+def server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    hits: list[str] = []
+    truncate = {"on": False}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            hits.append(self.path)
+            if truncate["on"]:
+                data = (served / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                return
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, hits, truncate
+    httpd.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRETRAINED_CKPT_ROOT", str(tmp_path / "cache"))
+
+
+def test_url_is_downloaded_once_into_the_cache(server, tmp_path):
+    url, served, hits, _ = server
+    torch.save({"w": torch.arange(10)}, served / "model.pth")
+    path = resolve_weights(f"{url}/model.pth", progress=False)
+    assert path == tmp_path / "cache" / "model.pth"
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(10))
+    assert resolve_weights(f"{url}/model.pth", progress=False) == path
+    assert hits == ["/model.pth"], "the second call must come from the cache"
+
+
+def test_truncated_download_leaves_nothing(server, tmp_path):
+    url, served, _, truncate = server
+    (served / "big.pth").write_bytes(b"x" * 10_000)
+    truncate["on"] = True
+    with pytest.raises(WeightsUnavailableError, match="cache/big.pth"):
+        resolve_weights(f"{url}/big.pth", progress=False)
+    assert not list((tmp_path / "cache").iterdir())
+
+
+def test_checksum_mismatch_is_refused(server, tmp_path):
+    url, served, _, _ = server
+    (served / "m.pth").write_bytes(b"payload")
+    good = hashlib.sha256(b"payload").hexdigest()[:8]
+    assert resolve_weights(f"{url}/m.pth", sha256_prefix=good, progress=False).exists()
+    (tmp_path / "cache" / "m.pth").unlink()
+    with pytest.raises(WeightsUnavailableError, match="SHA-256"):
+        resolve_weights(f"{url}/m.pth", sha256_prefix="00000000", progress=False)
+    assert not (tmp_path / "cache" / "m.pth").exists()
+
+
+def test_offline_error_says_where_to_put_the_file(tmp_path):
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    with pytest.raises(WeightsUnavailableError, match=r"put the file at .*cache/dinov2_vits14_pretrain.pth"):
+        resolve_weights("http://127.0.0.1:9/dinov2_vits14_pretrain.pth", progress=False, timeout=5)
+
+
+def test_local_paths(tmp_path):
+    f = tmp_path / "w.pth"
+    f.write_bytes(b"1")
+    assert resolve_weights(f) == f
+    with pytest.raises(WeightsUnavailableError, match="nope.pth"):
+        resolve_weights(tmp_path / "nope.pth")

@@ -89,3 +89,17 @@ def test_local_paths(tmp_path):
     assert resolve_weights(f) == f
     with pytest.raises(WeightsUnavailableError, match="nope.pth"):
         resolve_weights(tmp_path / "nope.pth")
+
+
+def test_dinov2_loads_official_layout_by_url(server, tmp_path):
+    from jepa_wms.encoders import build_dinov2
+
+    url, served, _, _ = server
+    torch.manual_seed(0)
+    source = build_dinov2("dinov2_vits14")
+    torch.save(source.state_dict(), served / "dinov2_vits14_pretrain.pth")
+    loaded = build_dinov2("dinov2_vits14", weights=f"{url}/dinov2_vits14_pretrain.pth")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(source(x), loaded(x))
+    assert (tmp_path / "cache" / "dinov2_vits14_pretrain.pth").is_file()

@@ -41,7 +41,10 @@ class DataConfig:
 
 @dataclass
 class EncoderConfig:
-    type: str = "conv"  # "conv": small CNN trained end to end
+    type: str = "conv"  # "conv": small CNN trained end to end; "dinov2": frozen DINOv2 (see `name`)
+    name: str = ""  # foundation-encoder preset, e.g. dinov2_vits14 (its width/grid must match embed_dim/grid_size)
+    weights: str = ""  # official weight file: local path or URL ("" = random init, for tests and benchmarks)
+    trainable: bool = False  # foundation encoders only: fine-tune instead of freezing
     img_size: int = 32  # frames are resized to this before encoding
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     embed_dim: int = 64  # D, latent width per token
@@ -153,7 +156,7 @@ _CHOICES = {
     "plan.precision": ("auto", "fp32", "bf16"),
     "plan.cost": ("L2", "L1"),
     "eval.video_format": ("gif", "mp4"),
-    "model.encoder.type": ("conv",),
+    "model.encoder.type": ("conv", "dinov2"),
     "model.predictor.type": ("adaln",),
 }
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
-from .encoders import ConvEncoder, Encoder
+from .encoders import Encoder, build_encoder
 from .predictors import AdaLNPredictor, ProprioDecoder, ProprioEncoder
 
 
@@ -149,23 +149,17 @@ def build_world_model(
     proprio_std: Tensor | None = None,
 ) -> WorldModel:
     """Build a world model from its config and the dataset's dims and normalisation stats."""
-    enc_cfg, pred_cfg = cfg.encoder, cfg.predictor
-    encoder = ConvEncoder(
-        img_size=enc_cfg.img_size,
-        channels=tuple(enc_cfg.channels),
-        embed_dim=enc_cfg.embed_dim,
-        grid_size=enc_cfg.grid_size,
-        stem_patch=enc_cfg.stem_patch,
-    )
+    pred_cfg = cfg.predictor
+    encoder = build_encoder(cfg.encoder)
     emb = cfg.proprio_emb_dim
     predictor = AdaLNPredictor(
-        embed_dim=enc_cfg.embed_dim,
+        embed_dim=encoder.embed_dim,
         action_dim=frameskip * raw_action_dim,
         proprio_emb_dim=emb,
         pred_dim=pred_cfg.pred_dim,
         depth=pred_cfg.depth,
         num_heads=pred_cfg.num_heads,
-        grid_size=(enc_cfg.grid_size, enc_cfg.grid_size),
+        grid_size=encoder.grid_size,
         mlp_ratio=pred_cfg.mlp_ratio,
         init_scale_adaln=pred_cfg.init_scale_adaln,
     )

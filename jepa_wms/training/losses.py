@@ -89,8 +89,9 @@ def world_model_loss(
         stats["loss_proprio"] = float(prop_loss.detach())
     if len(vis_terms) > 1:
         stats["loss_rollout_last"] = float(vis_terms[-1].detach())
-    reg, reg_stats = _regularizer(z, cfg, generator)
-    if cfg.regularizer != "none":
+    # A frozen encoder cannot collapse: its regulariser would only add a constant.
+    reg, reg_stats = _regularizer(z, cfg if model.encoder.trainable else LossConfig(regularizer="none"), generator)
+    if cfg.regularizer != "none" and model.encoder.trainable:
         loss = loss + cfg.reg_weight * reg
         stats["loss_reg"] = float(reg.detach())
     stats.update(reg_stats)

@@ -1,4 +1,4 @@
-"""``jepa-wms collect|train|eval|demo``: a thin command line over the Python API."""
+"""``jepa-wms collect|convert|train|eval|demo``: a thin command line over the Python API."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="dataset folder (gets trajectories.h5); under $DATASET_ROOT if set")
     c.add_argument("--overwrite", action="store_true")
 
+    v = sub.add_parser("convert", help="convert a published dataset (DINO-WM, Metaworld parquet) to our format")
+    v.add_argument("src", nargs="?", help="root folder of the published dataset")
+    v.add_argument("--out", help="dataset folder to write (under $DATASET_ROOT if set and relative)")
+    v.add_argument("--layout", default=None, help="layout name (default: detected from the files)")
+    v.add_argument("--img-size", type=int, default=None, help="resize frames, e.g. 64 for CPU training")
+    v.add_argument("--max-episodes", type=int, default=None)
+    v.add_argument("--task", default=None, help="task to keep from a multi-task file (Metaworld parquet)")
+    v.add_argument("--overwrite", action="store_true")
+    v.add_argument("--list", action="store_true", help="list the known layouts and exit")
+
     t = sub.add_parser("train", help="train a world model on a dataset")
     t.add_argument("--config", default="wall", help="YAML file or embedded config name (default: wall)")
     t.add_argument("--data", required=True, help="dataset folder (under $DATASET_ROOT if set and relative)")
@@ -41,6 +51,28 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo")
     d.add_argument("overrides", nargs="*", metavar="key=value")
     return p
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from .datasets.formats import convert, layouts
+    from .paths import dataset_path
+
+    if args.list:
+        for name, lay in sorted(layouts().items()):
+            print(f"{name:<22} env={lay.env:<18} {lay.description}")
+        return
+    if not args.src or not args.out:
+        raise ValueError("convert needs SRC and --out (or --list)")
+    path = convert(
+        args.src,
+        dataset_path(args.out),
+        layout=args.layout,
+        img_size=args.img_size,
+        max_episodes=args.max_episodes,
+        options={"task": args.task} if args.task else None,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overwrite=args.overwrite,
             )
             print(f"wrote {path}")
+        elif args.command == "convert":
+            _convert(args)
         elif args.command == "train":
             from .config import load_config
             from .training import train

@@ -171,8 +171,10 @@ def default_policy(env: Any) -> Policy:
     Wall: `DoorSeekingWalk` with ρ = 0.9, σ = 0.75 (2σ = 1.5, the action range planners are later clipped
     to), pull 0.75 in 75 % of episodes. Measured on 2000 random 50-step episodes from uniform starts:
     42.5 % visit both rooms (pure AR(1): 5.7 % at ρ = 0.9, 6.0 % at ρ = 0.7). Other envs get a plain AR(1)
-    walk until they have a tuned one.
+    walk. Envs that know better provide ``env.data_policy()``, which wins.
     """
+    if hasattr(env, "data_policy"):
+        return env.data_policy()
     space = env.action_space
     low, high = float(np.min(space.low)), float(np.max(space.high))
     dim = int(space.shape[0])

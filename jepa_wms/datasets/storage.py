@@ -154,6 +154,12 @@ class TrajectoryWriter:
         self._proprio.append(proprio)
         self._frames = end
 
+    def set_env_kwargs(self, env_kwargs: dict[str, Any]) -> None:
+        """Replace the recorded env kwargs (a converter learns the frame size only from the data)."""
+        if self._file is None:
+            raise ValueError(f"TrajectoryWriter for {self.path} is closed")
+        self._file.attrs["env_kwargs"] = json.dumps(env_kwargs, sort_keys=True)
+
     def close(self) -> Path:
         """Write episode index, stats and `created`, then atomically move the file to its final path."""
         if self._file is None:

@@ -127,6 +127,8 @@ class EvalConfig:
     seed: int = 0
     videos: int = 8  # episodes to write a video for
     video_format: str = "gif"  # "gif" | "mp4"
+    goal_source: str = "env"  # "env": the env's own sampler; "dset": held-out dataset segments (Push-T protocol)
+    goal_dataset: str = ""  # dataset for goal_source=dset; default: the one the checkpoint was trained on
 
 
 @dataclass
@@ -156,6 +158,7 @@ _CHOICES = {
     "plan.precision": ("auto", "fp32", "bf16"),
     "plan.cost": ("L2", "L1"),
     "eval.video_format": ("gif", "mp4"),
+    "eval.goal_source": ("env", "dset"),
     "model.encoder.type": ("conv", "dinov2"),
     "model.predictor.type": ("adaln",),
 }

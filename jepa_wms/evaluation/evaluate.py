@@ -26,12 +26,8 @@ from ..envs import env_spec, make_env
 from ..planning import CEMPlanner
 from ..planning.mpc import EpisodeTrace, run_mpc
 from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
+from .goals import DatasetGoals, episode_start_goal
 from .media import plot_cost_history, plot_trajectories, write_video
-
-
-def episode_start_goal(env: Any, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start and goal of episode ``index``: a function of (seed, index) only."""
-    return env.unwrapped.sample_start_goal(np.random.default_rng([seed, index]))
 
 
 def build_planner(plan: PlanConfig) -> CEMPlanner:
@@ -52,6 +48,7 @@ def _eval_fingerprint(cfg: ExperimentConfig, checkpoint: Path, seed: int) -> str
             # Batching does not change results (per-episode generators), so a resume may use another chunk size.
             "plan": {k: v for k, v in cfg.plan.__dict__.items() if k != "episode_chunk"},
             "seed": seed,
+            "goals": [cfg.eval.goal_source, cfg.eval.goal_dataset],
             "ckpt": str(checkpoint.resolve()),
             "mtime": checkpoint.stat().st_mtime_ns,
         },
@@ -81,14 +78,21 @@ def _append_records(jsonl: Path, records: Sequence[dict]) -> None:
 
 
 def plan_episodes(
-    model: Any, cfg: ExperimentConfig, env_kwargs: dict, indices: Sequence[int], seed: int, device, dtype
+    model: Any,
+    cfg: ExperimentConfig,
+    env_kwargs: dict,
+    indices: Sequence[int],
+    seed: int,
+    device,
+    dtype,
+    dataset_goals: DatasetGoals | None = None,
 ) -> tuple[list, list[tuple[np.ndarray, np.ndarray]], list[dict], list[EpisodeTrace]]:
     """Set up episodes ``indices`` (start and goal from (seed, k)) and drive them with the configured planner.
     Returns the envs, the (start, goal) states, the goal observations and one trace per episode."""
     envs = [make_env(cfg.env, **env_kwargs) for _ in indices]
     first, goals, specs = [], [], []
     for env, k in zip(envs, indices, strict=True):
-        start, goal = episode_start_goal(env, seed, k)
+        start, goal = episode_start_goal(env, seed, k, dataset_goals)
         goals.append(env.reset(options={"state": goal, "goal": goal})[0])
         first.append(env.reset(options={"state": start, "goal": goal})[0])
         specs.append((start, goal))
@@ -120,9 +124,10 @@ def _run_chunk(
     dtype,
     video_dir: Path | None,
     videos: int,
+    dataset_goals: DatasetGoals | None,
 ) -> list[dict]:
     t0 = time.perf_counter()
-    envs, specs, goals, traces = plan_episodes(model, cfg, env_kwargs, indices, seed, device, dtype)
+    envs, specs, goals, traces = plan_episodes(model, cfg, env_kwargs, indices, seed, device, dtype, dataset_goals)
     wall = (time.perf_counter() - t0) / len(indices)
     records = []
     for env, k, (start, goal), trace, g_obs in zip(envs, indices, specs, traces, goals, strict=True):
@@ -192,13 +197,16 @@ def evaluate(
             f"{out_dir} holds an evaluation with another checkpoint, seed or planner setting; use a new --out"
         )
     atomic_write_bytes(meta_path, json.dumps({"fingerprint": fingerprint}).encode())
+    dataset_goals = _dataset_goals(cfg, ckpt)
     done = _load_done(jsonl)
     todo = [k for k in range(n) if k not in done]
     chunk = max(1, cfg.plan.episode_chunk)
     bar = tqdm(total=n, initial=n - len(todo), desc="eval episodes", disable=not show_progress)
     for i in range(0, len(todo), chunk):
         indices = todo[i : i + chunk]
-        records = _run_chunk(model, cfg, env_kwargs, indices, seed, dev, dtype, out_dir / "videos", cfg.eval.videos)
+        records = _run_chunk(
+            model, cfg, env_kwargs, indices, seed, dev, dtype, out_dir / "videos", cfg.eval.videos, dataset_goals
+        )
         _append_records(jsonl, records)
         done.update({r["episode"]: r for r in records})
         bar.update(len(indices))
@@ -227,6 +235,15 @@ def evaluate(
     return summary
 
 
+def _dataset_goals(cfg: ExperimentConfig, ckpt: dict) -> DatasetGoals | None:
+    if cfg.eval.goal_source != "dset":
+        return None
+    path = cfg.eval.goal_dataset or ckpt.get("dataset", {}).get("path", "")
+    if not path:
+        raise ValueError("eval.goal_source=dset needs eval.goal_dataset=<dataset folder> for this checkpoint")
+    return DatasetGoals(path, env_spec(cfg.env).eval_steps, cfg.data.val_fraction, cfg.train.seed)
+
+
 def _write_csv(path: Path, records: Sequence[dict]) -> None:
     cols = ["episode", "success", "final_distance", "start_distance", "plan_seconds", "episode_seconds"]
     tmp = path.with_suffix(".csv.tmp")
@@ -241,4 +258,4 @@ def _write_csv(path: Path, records: Sequence[dict]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["build_planner", "episode_start_goal", "evaluate", "plan_episodes", "summarize"]
+__all__ = ["build_planner", "evaluate", "plan_episodes", "summarize"]

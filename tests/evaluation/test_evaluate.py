@@ -52,3 +52,54 @@ def test_other_settings_in_same_folder_are_refused(tiny_checkpoint, tmp_path):
 def test_only_planning_keys_can_be_overridden(tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="plan"):
         evaluate(tiny_checkpoint, tmp_path, overrides=["model.predictor.depth=3"], show_progress=False)
+
+
+def test_dset_goals_replay_held_out_segments(tiny_dataset):
+    from jepa_wms.datasets import TrajectoryStore, split_episodes
+    from jepa_wms.envs import wall_dynamics
+    from jepa_wms.evaluation import DatasetGoals
+
+    goals = DatasetGoals(tiny_dataset, steps=10, val_fraction=0.5, split_seed=0)
+    store = TrajectoryStore(tiny_dataset)
+    _, val = split_episodes(store.num_episodes, 0.5, 0)
+    env = make_env("wall", img_size=16)
+    start, goal = episode_start_goal(env, 3, 7, goals)
+    assert np.array_equal(start, episode_start_goal(make_env("wall", img_size=16), 3, 7, goals)[0])
+    # The start is a recorded state of a validation episode, and the goal is 10 replayed steps later.
+    hits = [(e, t) for e in val for t in range(11) if np.array_equal(store.episode(e)["state"][t], start)]
+    assert hits  # (a dot pinned against a wall repeats its state, so there may be several)
+
+    def replay(e, t):
+        pos = start
+        for a in store.episode(e)["actions"][t : t + 10]:
+            pos = wall_dynamics(pos, a)
+        return pos
+
+    assert any(np.allclose(goal, replay(e, t), atol=1e-5) for e, t in hits)
+    assert not np.allclose(goal, start)
+
+
+def test_dset_goal_source_in_evaluate(tiny_checkpoint, tiny_dataset, tmp_path):
+    from jepa_wms.datasets import DatasetError, collect
+
+    with pytest.raises(DatasetError, match="no validation episode has more than 30 frames"):
+        evaluate(tiny_checkpoint, tmp_path / "a", overrides=["eval.goal_source=dset"], show_progress=False)
+    longer = collect("wall", 4, tmp_path / "long", episode_len=40, workers=1, img_size=16, show_progress=False)
+    res = evaluate(
+        tiny_checkpoint,
+        tmp_path / "b",
+        episodes=2,
+        overrides=["eval.goal_source=dset", f"eval.goal_dataset={longer.parent}"],
+        show_progress=False,
+    )
+    assert res["episodes"] == 2
+    rec = json.loads((tmp_path / "b" / "episodes.jsonl").read_text().splitlines()[0])
+    # A replayed data segment ends where it ends: the goal is reachable within the 30-step budget by construction.
+    assert rec["start_distance"] <= 30 * 2 * 2 * np.sqrt(2)
+    with pytest.raises(DatasetError, match="does not exist"):
+        evaluate(
+            tiny_checkpoint,
+            tmp_path / "c",
+            overrides=["eval.goal_source=dset", f"eval.goal_dataset={tmp_path / 'absent'}"],
+            show_progress=False,
+        )

@@ -47,8 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", metavar="key=value", help="plan.*/eval.* overrides, e.g. plan.alpha=0.1")
 
     d = sub.add_parser("demo", help="collect → train → eval with the embedded offline default config")
-    d.add_argument("--env", default="wall")
-    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--env", default="wall", help="wall | pointmaze | pusht | metaworld")
+    d.add_argument("--task", default=None, help="Metaworld task (default: reach)")
+    d.add_argument("--quick", action="store_true", help="the 2-core CPU size (Wall's default already is)")
+    d.add_argument("--out", default=None, help="default: runs/demo (Wall), runs/demo-<env>[-quick] otherwise")
     d.add_argument("overrides", nargs="*", metavar="key=value")
     return p
 
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from .demo import run_demo
 
-            run_demo(args.env, args.out, args.overrides)
+            run_demo(args.env, args.out, args.overrides, quick=args.quick, task=args.task)
     except (
         ValueError,
         FileNotFoundError,

@@ -249,20 +249,49 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Load ``path`` (a YAML file, or the name of an embedded config such as ``wall``) and apply overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists() and (PACKAGE_CONFIGS / f"{path}.yaml").exists():
-            p = PACKAGE_CONFIGS / f"{path}.yaml"
-        if not p.exists():
-            embedded = sorted(q.stem for q in PACKAGE_CONFIGS.glob("*.yaml"))
-            raise FileNotFoundError(f"config file {p} not found (embedded configs: {', '.join(embedded)})")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p} must hold a mapping at the top level")
-        data = loaded or {}
+    """Load ``path`` (a YAML file, or the name of an embedded config such as ``wall``) and apply overrides.
+
+    A file may start from another with ``base: <name or path>``: its keys are merged over the base's, section
+    by section, so a CPU-sized variant only lists what it changes.
+    """
+    data = _read_yaml(path) if path is not None else {}
     return config_from_dict(data, overrides)
+
+
+def embedded_configs() -> list[str]:
+    """Names of the configs shipped with the package (``load_config(name)`` accepts them)."""
+    return sorted(q.stem for q in PACKAGE_CONFIGS.glob("*.yaml"))
+
+
+def _read_yaml(path: str | Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists() and (PACKAGE_CONFIGS / f"{path}.yaml").exists():
+        p = PACKAGE_CONFIGS / f"{path}.yaml"
+    if not p.exists():
+        raise FileNotFoundError(f"config file {p} not found (embedded configs: {', '.join(embedded_configs())})")
+    if p.resolve() in seen:
+        raise ConfigError(f"config file {p}: 'base' chain loops back to itself")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    data = dict(loaded or {})
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"config file {p}: 'base' must be a config name or path, got {base!r}")
+    local = p.parent / base
+    return _merge(_read_yaml(local if local.suffix and local.exists() else base, (*seen, p.resolve())), data)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

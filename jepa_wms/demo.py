@@ -8,22 +8,46 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
+from .config import embedded_configs, load_config
+
+DEMO_ENVS = ("wall", "pointmaze", "pusht", "metaworld")
+
+
+def demo_config_name(env: str, quick: bool = False) -> str:
+    """The embedded config of the demo for ``env``: ``<env>_quick`` (2-core CPU size) when asked and present."""
+    if env not in DEMO_ENVS:
+        raise ValueError(f"unknown demo env {env!r}; expected one of: {', '.join(DEMO_ENVS)}")
+    return f"{env}_quick" if quick and f"{env}_quick" in embedded_configs() else env
 
 
 def run_demo(
     env: str = "wall",
-    out: str | Path = "runs/demo",
+    out: str | Path | None = None,
     overrides: Sequence[str] = (),
     show_progress: bool = True,
+    *,
+    quick: bool = False,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole loop for ``env`` into ``out``: ``out/data``, ``out/train/checkpoints/last.pt`` and
-    ``out/eval/results.json``. Each stage is skipped or resumed when a previous run already did (part of) it."""
+    ``out/eval/results.json``. Each stage is skipped or resumed when a previous run already did (part of) it.
+
+    ``quick`` picks the CPU-sized config; ``task`` selects the Metaworld task (default ``reach``). ``out``
+    defaults to ``runs/demo`` for Wall and ``runs/demo-<env>[-<task>][-quick]`` otherwise.
+    """
     from .datasets import collect
     from .evaluation import evaluate
     from .training import train
 
-    cfg = load_config(env, overrides)
+    if task is not None and env != "metaworld":
+        raise ValueError(f"--task applies to the metaworld demo only, not {env!r}")
+    overrides = list(overrides)
+    if env == "metaworld":
+        overrides.insert(0, f"env=metaworld-{task or 'reach'}")
+    cfg = load_config(demo_config_name(env, quick), overrides)
+    if out is None:
+        name = cfg.env if env != "wall" else ""
+        out = Path("runs") / "-".join(x for x in ("demo", name, "quick" if quick and env != "wall" else "") if x)
     out = Path(out)
     timings: dict[str, float] = {}
 

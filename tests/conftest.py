@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless MuJoCo, whichever test imports it first
 
 # A model small enough for 16-px frames: the encoder halves 16 → 8 → 4 (grid 4×4).
 TINY = [

@@ -52,3 +52,31 @@ def test_round_trip_through_dict():
     cfg = load_config("wall", ["plan.alpha=0.5"])
     assert config_from_dict(cfg.to_dict()) == cfg
     assert isinstance(config_from_dict({}), ExperimentConfig)
+
+
+def test_every_embedded_config_loads_for_a_registered_env():
+    from jepa_wms.config import embedded_configs
+    from jepa_wms.envs import env_spec
+
+    names = embedded_configs()
+    assert {"wall", "pointmaze", "pusht", "metaworld"} <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        spec = env_spec(cfg.env)  # raises for an unregistered env
+        assert cfg.data.frameskip == spec.frameskip, name
+        assert cfg.plan.horizon * cfg.data.frameskip >= cfg.plan.execute * cfg.data.frameskip > 0
+
+
+def test_base_configs_merge_section_by_section(tmp_path):
+    (tmp_path / "parent.yaml").write_text("env: wall\ntrain: {epochs: 3, batch_size: 8}\nplan: {alpha: 0.5}\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\ntrain: {epochs: 7}\n")
+    cfg = load_config(tmp_path / "child.yaml", ["plan.horizon=4"])
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.plan.alpha, cfg.plan.horizon) == (7, 8, 0.5, 4)
+    pusht = load_config("pusht")
+    assert pusht.env == "pusht" and pusht.model.encoder.name == "dinov2_vits14"  # inherited from pointmaze
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "typo.yaml").write_text("base: parent.yaml\ntrain: {epochz: 7}\n")
+    with pytest.raises(ConfigError, match="epochz"):
+        load_config(tmp_path / "typo.yaml")

@@ -25,7 +25,12 @@ from jepa_wms.datasets.formats.base import (
 )
 from jepa_wms.datasets.storage import DatasetError, TrajectoryWriter, resolve_path
 
-from . import dino_wm_wall  # noqa: F401  (registers its layout)
+from . import (
+    dino_wm_point_maze,  # noqa: F401  (registers its layout)
+    dino_wm_pusht,  # noqa: F401  (registers its layout)
+    dino_wm_wall,  # noqa: F401  (registers its layout)
+    metaworld_parquet,  # noqa: F401  (registers its layout)
+)
 
 __all__ = [
     "Episode",
@@ -52,6 +57,8 @@ def detect_layout(root: str | os.PathLike) -> PublishedLayout:
         raise DatasetError(f"dataset folder {root} does not exist")
     candidates = sorted(layouts().values(), key=lambda lay: (len(lay.missing(root)), lay.name))
     complete = [lay for lay in candidates if not lay.missing(root)]
+    # point_maze/ holds every file wall_single/ needs plus seq_lengths.pth: the more specific layout wins.
+    complete = [a for a in complete if not any(set(a.required) < set(b.required) for b in complete)]
     if len(complete) == 1:
         return complete[0]
     if len(complete) > 1:

@@ -29,9 +29,7 @@ is upside down), shadows and MSAA off (identical framing, ~6× faster on a softw
 
 from __future__ import annotations
 
-import atexit
 import os
-import weakref
 from typing import Any
 
 import gymnasium
@@ -48,6 +46,7 @@ from jepa_wms.envs.metaworld_tasks import (
     TASK_LAYOUTS,
     canonical_task,
 )
+from jepa_wms.envs.mujoco_render import make_renderer, release_renderer
 
 __all__ = [
     "METAWORLD_SPECS",
@@ -62,26 +61,6 @@ CAMERA = "corner2"
 CAMERA_POS = (0.75, 0.075, 0.7)
 EVAL_STEPS = 100
 ENV_KWARGS = ("img_size", "render_mode")
-
-
-_LIVE_RENDERERS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _close_live_renderers() -> None:
-    for renderer in list(_LIVE_RENDERERS):
-        renderer.close()
-
-
-def _track_renderer(renderer: Any) -> None:
-    """Close ``renderer`` at interpreter exit unless it is gone by then.
-
-    Registered after mujoco's EGL setup, so it runs before EGL is torn down (atexit runs last-in first-out);
-    a GL context freed later by the garbage collector prints EGLError tracebacks at every exit.
-    """
-    if not _LIVE_RENDERERS:
-        atexit.unregister(_close_live_renderers)
-        atexit.register(_close_live_renderers)
-    _LIVE_RENDERERS.add(renderer)
 
 
 class MetaworldEnv(gymnasium.Env):
@@ -298,14 +277,7 @@ class MetaworldEnv(gymnasium.Env):
 
     # -- rendering ------------------------------------------------------------------------------------------
     def _make_renderer(self) -> Any:
-        mj, model = self._mj, self._sim.model
-        model.vis.quality.offsamples = 0  # no MSAA; must precede the renderer's GL buffers
-        model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), self.img_size)
-        model.vis.global_.offheight = max(int(model.vis.global_.offheight), self.img_size)
-        renderer = mj.Renderer(model, self.img_size, self.img_size)
-        renderer.scene.flags[mj.mjtRndFlag.mjRND_SHADOW] = 0  # persists: update_scene keeps render flags
-        _track_renderer(renderer)
-        return renderer
+        return make_renderer(self._mj, self._sim.model, self.img_size)
 
     def render(self) -> np.ndarray:
         if self._renderer is None:
@@ -329,8 +301,7 @@ class MetaworldEnv(gymnasium.Env):
 
     def close(self) -> None:
         if self._renderer is not None:
-            _LIVE_RENDERERS.discard(self._renderer)
-            self._renderer.close()
+            release_renderer(self._renderer)
             self._renderer = None
         self._sim.close()
 

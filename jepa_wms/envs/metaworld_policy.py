@@ -8,26 +8,25 @@ training data. Kept apart from the env so the policy can be used on states alone
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
 import numpy as np
 
 from jepa_wms.envs.metaworld_tasks import OBS_DIM, canonical_task
+from jepa_wms.envs.mujoco_render import import_mujoco
 
 __all__ = ["NoisyExpertPolicy", "expert_action", "expert_policy", "import_simulator"]
 
 
 def import_simulator() -> tuple[Any, Any, Any]:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must be set before mujoco is imported
+    mujoco = import_mujoco("the Metaworld envs")
     try:
-        import mujoco
         from metaworld import policies
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
     except ImportError as err:
         raise ImportError(
-            f"the Metaworld envs need metaworld==3.1.1 and mujoco==3.3.0 ({err}); "
+            f"the Metaworld envs need metaworld==3.1.1 ({err}); "
             'install them with pip install "jepa-wms[sim]"'
         ) from err
     return mujoco, policies, ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE

@@ -14,10 +14,8 @@ cell x in [0.5, 1.5], y in [-0.5, 0.5]; the ball's collision radius is 0.1 (it i
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import weakref
 from typing import Any
 
 import gymnasium
@@ -25,6 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from jepa_wms.envs.base import EnvSpec, register_env
+from jepa_wms.envs.mujoco_render import import_mujoco, make_renderer, release_renderer
 
 __all__ = [
     "POINTMAZE_SPEC",
@@ -124,34 +123,13 @@ def sample_free_xy(rng: np.random.Generator, margin: float) -> np.ndarray:
             return xy
 
 
-_RENDERERS: weakref.WeakSet = weakref.WeakSet()
-
-
-def _track_renderer(renderer: Any) -> None:
-    """Close live renderers at exit, before MuJoCo's own exit hook terminates the EGL display.
-
-    That hook is registered when the first GL context is made; ours is registered afterwards, and exit hooks
-    run last-in first-out. Without it, renderers freed during interpreter teardown print EGL errors.
-    """
-    if not _RENDERERS:
-        atexit.unregister(_close_renderers)
-        atexit.register(_close_renderers)
-    _RENDERERS.add(renderer)
-
-
-def _close_renderers() -> None:
-    for renderer in list(_RENDERERS):
-        renderer.close()
-
-
 def _import_simulator() -> tuple[Any, Any]:
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must be set before mujoco is imported
+    mujoco = import_mujoco("PointMazeEnv")
     try:
-        import mujoco
         from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as RoboticsPointMaze
     except ImportError as err:
         raise ImportError(
-            f'PointMazeEnv needs mujoco and gymnasium-robotics ({err}); install them with pip install "jepa-wms[sim]"'
+            f'PointMazeEnv needs gymnasium-robotics ({err}); install it with pip install "jepa-wms[sim]"'
         ) from err
     return mujoco, RoboticsPointMaze
 
@@ -191,12 +169,7 @@ class PointMazeEnv(gymnasium.Env):
         model = self._model = self._point.model
         self._data = self._point.data
         model.site_rgba[self._maze.target_site_id, 3] = 0.0  # hide the goal marker
-        model.vis.quality.offsamples = 0  # no MSAA; must precede the Renderer's GL buffers
-        model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), self.img_size)
-        model.vis.global_.offheight = max(int(model.vis.global_.offheight), self.img_size)
-        self._renderer = mujoco.Renderer(model, self.img_size, self.img_size)
-        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0  # persists: update_scene keeps flags
-        _track_renderer(self._renderer)
+        self._renderer = make_renderer(mujoco, model, self.img_size)
         self._camera = mujoco.MjvCamera()
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FREE
         self._camera.azimuth, self._camera.elevation = CAMERA["azimuth"], CAMERA["elevation"]
@@ -312,7 +285,7 @@ class PointMazeEnv(gymnasium.Env):
 
     def close(self) -> None:
         if getattr(self, "_renderer", None) is not None:
-            self._renderer.close()
+            release_renderer(self._renderer)
             self._renderer = None
         if getattr(self, "_maze", None) is not None:
             self._maze.close()

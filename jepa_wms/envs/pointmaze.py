@@ -15,6 +15,7 @@ cell x in [0.5, 1.5], y in [-0.5, 0.5]; the ball's collision radius is 0.1 (it i
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from typing import Any
 
@@ -126,7 +127,9 @@ def sample_free_xy(rng: np.random.Generator, margin: float) -> np.ndarray:
 def _import_simulator() -> tuple[Any, Any]:
     mujoco = import_mujoco("PointMazeEnv")
     try:
-        from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as RoboticsPointMaze
+        # Its import prints a notice about the Adroit envs' rewards to stderr; nothing here uses them.
+        with contextlib.redirect_stderr(io.StringIO()):
+            from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv as RoboticsPointMaze
     except ImportError as err:
         raise ImportError(
             f'PointMazeEnv needs gymnasium-robotics ({err}); install it with pip install "jepa-wms[sim]"'

@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from jepa_wms.demo import demo_config_name, run_demo
+
+from .conftest import TINY
+
+SMALL_DATA = ["collect.episodes=6", "collect.episode_len=40", "collect.workers=1", "data.val_fraction=0.34"]
+
+
+def test_demo_config_names():
+    assert demo_config_name("pusht", quick=True) == "pusht_quick"
+    assert demo_config_name("pusht") == "pusht"
+    assert demo_config_name("wall", quick=True) == "wall"  # Wall's default already fits a CPU
+    with pytest.raises(ValueError, match="unknown demo env 'maze'.*pointmaze"):
+        demo_config_name("maze")
+    with pytest.raises(ValueError, match="--task applies to the metaworld demo only"):
+        run_demo("pusht", task="reach")
+
+
+def test_tiny_pusht_demo_plans_to_held_out_data_goals(tmp_path):
+    res = run_demo("pusht", tmp_path, [*TINY, *SMALL_DATA, "eval.episodes=2"], show_progress=False, quick=True)
+    assert res["env"] == "pusht" and res["episodes"] == 2
+    assert (tmp_path / "train" / "checkpoints" / "last.pt").exists()
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert saved["success_rate"] == res["success_rate"]
+    rec = json.loads((tmp_path / "eval" / "episodes.jsonl").read_text().splitlines()[0])
+    assert len(rec["start"]) == 7 and len(rec["states"]) == 31  # Push-T state; 30 env steps
+
+
+def test_tiny_metaworld_demo_with_task(tmp_path, monkeypatch):
+    pytest.importorskip("metaworld")
+    monkeypatch.chdir(tmp_path)
+    overrides = [*TINY, *SMALL_DATA, "collect.episodes=4", "collect.episode_len=12", "eval.episodes=1"]
+    res = run_demo("metaworld", None, overrides, show_progress=False, quick=True, task="reach-wall")
+    out = tmp_path / "runs" / "demo-metaworld-reach-wall-quick"
+    assert res["env"] == "metaworld-reach-wall" and (out / "eval" / "results.json").exists()
+    rec = json.loads((out / "eval" / "episodes.jsonl").read_text().splitlines()[0])
+    assert len(rec["states"]) == 101  # 100 env steps, replanned every plan.execute model actions

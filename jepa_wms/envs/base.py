@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium
 import numpy as np
 
-__all__ = ["EnvSpec", "PlanningEnv", "register_env", "make_env", "env_spec", "env_names"]
+__all__ = ["EnvSpec", "PlanningEnv", "PlanningEnvBase", "register_env", "make_env", "env_spec", "env_names"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,37 @@ class PlanningEnv(Protocol):
     def distance(self, state: np.ndarray, goal: np.ndarray) -> float: ...
 
     def sample_start_goal(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class PlanningEnvBase(gymnasium.Env):
+    """The plumbing our envs share: ``reset`` with ``state``/``goal`` options and the goal accessors.
+
+    Subclasses implement the `PlanningEnv` methods plus ``_observation()`` and ``_info()`` (what ``reset`` returns).
+    """
+
+    _goal: np.ndarray
+
+    @property
+    def goal_state(self) -> np.ndarray:
+        return self._goal.copy()
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"state", "goal"})
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}.reset: unknown option(s) {unknown}; expected 'state' and/or 'goal'"
+            )
+        if "state" not in options or "goal" not in options:
+            start, goal = self.sample_start_goal(self.np_random)
+            options.setdefault("state", start)
+            options.setdefault("goal", goal)
+        self.set_goal(options["goal"])
+        self.set_state(options["state"])
+        return self._observation(), self._info()
 
 
 _REGISTRY: dict[str, tuple[EnvSpec, Callable[..., gymnasium.Env]]] = {}

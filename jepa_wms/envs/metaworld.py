@@ -32,11 +32,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from jepa_wms.envs.base import EnvSpec, register_env
+from jepa_wms.envs.base import EnvSpec, PlanningEnvBase, register_env
 from jepa_wms.envs.metaworld_policy import NoisyExpertPolicy, expert_action, expert_policy, import_simulator
 from jepa_wms.envs.metaworld_tasks import (
     ATTR_SIZES,
@@ -63,7 +62,7 @@ EVAL_STEPS = 100
 ENV_KWARGS = ("img_size", "render_mode")
 
 
-class MetaworldEnv(gymnasium.Env):
+class MetaworldEnv(PlanningEnvBase):
     """One Metaworld v3 task; observation ``{"pixels": uint8 (H, W, 3), "proprio": float32 (4,)}``.
 
     Implements the `jepa_wms.envs.base.PlanningEnv` contract; see the module docstring for the state layout,
@@ -177,10 +176,6 @@ class MetaworldEnv(gymnasium.Env):
     def set_goal(self, goal: np.ndarray) -> None:
         self._goal = self._check_state(goal, "goal").copy()
 
-    @property
-    def goal_state(self) -> np.ndarray:
-        return self._goal.copy()
-
     # -- task -----------------------------------------------------------------------------------------------
     def _reset_task(self, seed: int) -> np.ndarray:
         """Metaworld's own reset, with the object/goal positions drawn from a generator seeded by ``seed``."""
@@ -244,24 +239,6 @@ class MetaworldEnv(gymnasium.Env):
         return bool(info["success"])
 
     # -- gymnasium API --------------------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"state", "goal"})
-        if unknown:
-            raise ValueError(f"MetaworldEnv.reset: unknown option(s) {unknown}; expected 'state' and/or 'goal'")
-        if "state" not in options or "goal" not in options:
-            start, goal = self.sample_start_goal(self.np_random)
-            options.setdefault("state", start)
-            options.setdefault("goal", goal)
-        self.set_goal(options["goal"])
-        self.set_state(options["state"])
-        state = self.get_state()
-        dist = self.distance(state, self._goal)
-        return self._observation(), {"state": state, "success": self.is_success(state, self._goal), "distance": dist}
-
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (4,) or not np.all(np.isfinite(a)):
@@ -271,6 +248,11 @@ class MetaworldEnv(gymnasium.Env):
         dist = self.distance(state, self._goal)
         info = {"state": state, "success": bool(info["success"]), "distance": dist}
         return self._observation(), -dist, False, False, info
+
+    def _info(self) -> dict[str, Any]:
+        state = self.get_state()
+        dist = self.distance(state, self._goal)
+        return {"state": state, "success": self.is_success(state, self._goal), "distance": dist}
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {"pixels": self.render(), "proprio": self._obs[:4].astype(np.float32)}

@@ -19,11 +19,10 @@ import io
 import os
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from jepa_wms.envs.base import EnvSpec, register_env
+from jepa_wms.envs.base import EnvSpec, PlanningEnvBase, register_env
 from jepa_wms.envs.mujoco_render import import_mujoco, make_renderer, release_renderer
 
 __all__ = [
@@ -137,7 +136,7 @@ def _import_simulator() -> tuple[Any, Any]:
     return mujoco, RoboticsPointMaze
 
 
-class PointMazeEnv(gymnasium.Env):
+class PointMazeEnv(PlanningEnvBase):
     """Ball in the U-maze; observation ``{"pixels": uint8 (H, W, 3), "proprio": float32 (4,)}``.
 
     One env step is one force action in [-1, 1]² (clipped) held for 5 physics steps (0.05 s). Frames come from
@@ -243,26 +242,7 @@ class PointMazeEnv(gymnasium.Env):
     def set_goal(self, goal: np.ndarray) -> None:
         self._goal = self._check_state(goal, "goal")
 
-    @property
-    def goal_state(self) -> np.ndarray:
-        return self._goal.copy()
-
-    # -- gymnasium API --------------------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"state", "goal"})
-        if unknown:
-            raise ValueError(f"PointMazeEnv.reset: unknown option(s) {unknown}; expected 'state' and/or 'goal'")
-        if "state" not in options or "goal" not in options:
-            start, goal = self.sample_start_goal(self.np_random)
-            options.setdefault("state", start)
-            options.setdefault("goal", goal)
-        self.set_state(options["state"])
-        self.set_goal(options["goal"])
-        return self._obs(), self._info()
+    # -- gymnasium API ---------------------------------------------------------------------------------------
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, dtype=np.float64)
@@ -271,7 +251,7 @@ class PointMazeEnv(gymnasium.Env):
         # gymnasium-robotics' PointEnv.step = D4RL's step: clip the action, clip qvel to ±5, simulate.
         self._point.step(np.clip(a, -1.0, 1.0))
         info = self._info()
-        return self._obs(), -info["distance"], False, False, info
+        return self._observation(), -info["distance"], False, False, info
 
     def render(self) -> np.ndarray:
         return self.render_state(self.get_state())
@@ -294,7 +274,7 @@ class PointMazeEnv(gymnasium.Env):
             self._maze.close()
             self._maze = None
 
-    def _obs(self) -> dict[str, np.ndarray]:
+    def _observation(self) -> dict[str, np.ndarray]:
         return {"pixels": self.render(), "proprio": self.get_state().astype(np.float32)}
 
     def _info(self) -> dict[str, Any]:

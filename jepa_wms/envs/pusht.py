@@ -26,11 +26,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from jepa_wms.envs.base import EnvSpec, register_env
+from jepa_wms.envs.base import EnvSpec, PlanningEnvBase, register_env
 from jepa_wms.envs.pusht_render import (
     AGENT_RADIUS,
     TEE_COG,
@@ -149,7 +148,7 @@ def angle_difference(a: float, b: float) -> float:
     return min(d, _TWO_PI - d)
 
 
-class PushTEnv(gymnasium.Env):
+class PushTEnv(PlanningEnvBase):
     """Push-T with exact state control; observation ``{"pixels": uint8 (H, W, 3), "proprio": float32 (4,)}``.
 
     ``PushTEnv(img_size=224)`` overrides single `PushTConfig` fields; ``PushTEnv(config)`` takes a whole
@@ -273,26 +272,7 @@ class PushTEnv(gymnasium.Env):
     def set_goal(self, goal: np.ndarray) -> None:
         self._goal = self._check_state(goal, "goal")
 
-    @property
-    def goal_state(self) -> np.ndarray:
-        return self._goal.copy()
-
-    # -- gymnasium API --------------------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"state", "goal"})
-        if unknown:
-            raise ValueError(f"PushTEnv.reset: unknown option(s) {unknown}; expected 'state' and/or 'goal'")
-        if "state" not in options or "goal" not in options:
-            start, goal = self.sample_start_goal(self.np_random)
-            options.setdefault("state", start)
-            options.setdefault("goal", goal)
-        self.set_state(options["state"])
-        self.set_goal(options["goal"])
-        return self._obs(), self._info()
+    # -- gymnasium API ---------------------------------------------------------------------------------------
 
     def pd_target(self, state: np.ndarray, action: np.ndarray) -> tuple[float, float]:
         c = self.config
@@ -307,7 +287,7 @@ class PushTEnv(gymnasium.Env):
         self._sim.step(*self.pd_target(self.get_state(), a))
         self._exact = None
         info = self._info()
-        return self._obs(), -info["distance"], False, False, info
+        return self._observation(), -info["distance"], False, False, info
 
     def render(self) -> np.ndarray:
         return self.render_state(self.get_state())
@@ -319,7 +299,7 @@ class PushTEnv(gymnasium.Env):
             raise ValueError(f"PushTEnv.render_state: expected a finite state of >= 5 entries, got {state!r}")
         return self._renderer.render(s)
 
-    def _obs(self) -> dict[str, np.ndarray]:
+    def _observation(self) -> dict[str, np.ndarray]:
         s = self.get_state()
         return {"pixels": self._renderer.render(s), "proprio": s[[0, 1, 5, 6]].astype(np.float32)}
 

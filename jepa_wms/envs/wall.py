@@ -16,11 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from jepa_wms.envs.base import EnvSpec, register_env
+from jepa_wms.envs.base import EnvSpec, PlanningEnvBase, register_env
 
 __all__ = ["WallConfig", "WallEnv", "WALL_SPEC", "wall_dynamics"]
 
@@ -181,7 +180,7 @@ def wall_dynamics(state: np.ndarray, action: np.ndarray, config: WallConfig | No
     return np.asarray(out, dtype=np.float64).reshape(shape)
 
 
-class WallEnv(gymnasium.Env):
+class WallEnv(PlanningEnvBase):
     """Dot-in-two-rooms navigation; observation ``{"pixels": uint8 (H, W, 3), "proprio": float32 (2,)}``.
 
     ``WallEnv(img_size=224)`` overrides single `WallConfig` fields; ``WallEnv(config)`` takes a whole config.
@@ -280,26 +279,7 @@ class WallEnv(gymnasium.Env):
     def set_goal(self, goal: np.ndarray) -> None:
         self._goal = self._check_point(goal, "goal")
 
-    @property
-    def goal_state(self) -> np.ndarray:
-        return self._goal.copy()
-
-    # -- gymnasium API --------------------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - {"state", "goal"})
-        if unknown:
-            raise ValueError(f"WallEnv.reset: unknown option(s) {unknown}; expected 'state' and/or 'goal'")
-        if "state" not in options or "goal" not in options:
-            start, goal = self.sample_start_goal(self.np_random)
-            options.setdefault("state", start)
-            options.setdefault("goal", goal)
-        self.set_state(options["state"])
-        self.set_goal(options["goal"])
-        return self._obs(), self._info()
+    # -- gymnasium API ---------------------------------------------------------------------------------------
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, dtype=np.float64)
@@ -307,7 +287,7 @@ class WallEnv(gymnasium.Env):
             raise ValueError(f"WallEnv.step: action must be a finite array of shape (2,), got {action!r}")
         self._state = np.array(_move(*self._state.tolist(), *a.tolist(), self.config))
         info = self._info()
-        return self._obs(), -info["distance"], False, False, info
+        return self._observation(), -info["distance"], False, False, info
 
     def render(self) -> np.ndarray:
         return self.render_state(self._state)
@@ -333,7 +313,7 @@ class WallEnv(gymnasium.Env):
         img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = np.rint(patch).astype(np.uint8)
         return img
 
-    def _obs(self) -> dict[str, np.ndarray]:
+    def _observation(self) -> dict[str, np.ndarray]:
         return {"pixels": self.render(), "proprio": self._state.astype(np.float32)}
 
     def _info(self) -> dict[str, Any]:

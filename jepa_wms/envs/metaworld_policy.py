@@ -26,8 +26,7 @@ def import_simulator() -> tuple[Any, Any, Any]:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
     except ImportError as err:
         raise ImportError(
-            f"the Metaworld envs need metaworld==3.1.1 ({err}); "
-            'install them with pip install "jepa-wms[sim]"'
+            f'the Metaworld envs need metaworld==3.1.1 ({err}); install them with pip install "jepa-wms[sim]"'
         ) from err
     return mujoco, policies, ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
 

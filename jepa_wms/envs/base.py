@@ -91,7 +91,7 @@ class PlanningEnv(Protocol):
 class PlanningEnvBase(gymnasium.Env):
     """The plumbing our envs share: ``reset`` with ``state``/``goal`` options and the goal accessors.
 
-    Subclasses implement the `PlanningEnv` methods plus ``_observation()`` and ``_info()`` (what ``reset`` returns).
+    Subclasses implement the `PlanningEnv` methods plus ``_observation()``.
     """
 
     _goal: np.ndarray
@@ -117,6 +117,11 @@ class PlanningEnvBase(gymnasium.Env):
         self.set_goal(options["goal"])
         self.set_state(options["state"])
         return self._observation(), self._info()
+
+    def _info(self) -> dict[str, Any]:
+        state = self.get_state()
+        dist = self.distance(state, self._goal)
+        return {"state": state, "success": self.is_success(state, self._goal), "distance": dist}
 
 
 _REGISTRY: dict[str, tuple[EnvSpec, Callable[..., gymnasium.Env]]] = {}

@@ -249,11 +249,6 @@ class MetaworldEnv(PlanningEnvBase):
         info = {"state": state, "success": bool(info["success"]), "distance": dist}
         return self._observation(), -dist, False, False, info
 
-    def _info(self) -> dict[str, Any]:
-        state = self.get_state()
-        dist = self.distance(state, self._goal)
-        return {"state": state, "success": self.is_success(state, self._goal), "distance": dist}
-
     def _observation(self) -> dict[str, np.ndarray]:
         return {"pixels": self.render(), "proprio": self._obs[:4].astype(np.float32)}
 

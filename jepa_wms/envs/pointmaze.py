@@ -277,11 +277,6 @@ class PointMazeEnv(PlanningEnvBase):
     def _observation(self) -> dict[str, np.ndarray]:
         return {"pixels": self.render(), "proprio": self.get_state().astype(np.float32)}
 
-    def _info(self) -> dict[str, Any]:
-        state = self.get_state()
-        dist = self.distance(state, self._goal)
-        return {"state": state, "success": dist < SUCCESS_RADIUS, "distance": dist}
-
 
 POINTMAZE_SPEC = EnvSpec(
     name="pointmaze",

@@ -303,11 +303,6 @@ class PushTEnv(PlanningEnvBase):
         s = self.get_state()
         return {"pixels": self._renderer.render(s), "proprio": s[[0, 1, 5, 6]].astype(np.float32)}
 
-    def _info(self) -> dict[str, Any]:
-        s = self.get_state()
-        dist = self.distance(s, self._goal)
-        return {"state": s, "success": self.is_success(s, self._goal), "distance": dist}
-
 
 PUSHT_SPEC = EnvSpec(
     name="pusht",

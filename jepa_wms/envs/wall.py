@@ -316,10 +316,6 @@ class WallEnv(PlanningEnvBase):
     def _observation(self) -> dict[str, np.ndarray]:
         return {"pixels": self.render(), "proprio": self._state.astype(np.float32)}
 
-    def _info(self) -> dict[str, Any]:
-        dist = self.distance(self._state, self._goal)
-        return {"state": self._state.copy(), "success": dist < self.config.success_radius, "distance": dist}
-
 
 WALL_SPEC = EnvSpec(
     name="wall",

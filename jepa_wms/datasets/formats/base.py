@@ -27,6 +27,7 @@ __all__ = [
     "register_layout",
     "layouts",
     "get_layout",
+    "episode_file",
     "load_pth",
     "load_plain_pickle",
     "read_video",
@@ -100,6 +101,16 @@ def get_layout(name: str) -> PublishedLayout:
     if name not in _LAYOUTS:
         raise DatasetError(f"unknown dataset layout {name!r}; expected one of: {', '.join(sorted(_LAYOUTS))}")
     return _LAYOUTS[name]
+
+
+def episode_file(root: Path, index: int, suffix: str) -> Path:
+    """DINO-WM per-trajectory frames, ``obses/episode_007.pth`` (or ``.mp4``); unpadded ``episode_7`` works too."""
+    for name in (f"episode_{index:03d}{suffix}", f"episode_{index}{suffix}"):
+        path = root / "obses" / name
+        if path.exists():
+            return path
+    expected = root / "obses" / f"episode_{index:03d}{suffix}"
+    raise DatasetError(f"missing frames of trajectory {index}: expected {expected}")
 
 
 def load_pth(path: Path) -> Any:

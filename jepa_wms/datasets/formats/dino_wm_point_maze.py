@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_wms.datasets.formats.base import Episode, PublishedLayout, load_pth, register_layout
-from jepa_wms.datasets.formats.dino_wm_wall import episode_file
+from jepa_wms.datasets.formats.base import Episode, PublishedLayout, episode_file, load_pth, register_layout
 from jepa_wms.datasets.storage import DatasetError
 from jepa_wms.envs.pointmaze import d4rl_to_env_vec, d4rl_to_env_xy
 

@@ -23,12 +23,12 @@ import numpy as np
 from jepa_wms.datasets.formats.base import (
     Episode,
     PublishedLayout,
+    episode_file,
     load_plain_pickle,
     load_pth,
     read_video,
     register_layout,
 )
-from jepa_wms.datasets.formats.dino_wm_wall import episode_file
 from jepa_wms.datasets.storage import DatasetError
 
 __all__ = ["PUSHT_NOISE", "split_folders"]

@@ -16,21 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_wms.datasets.formats.base import Episode, PublishedLayout, load_pth, register_layout
+from jepa_wms.datasets.formats.base import Episode, PublishedLayout, episode_file, load_pth, register_layout
 from jepa_wms.datasets.storage import DatasetError
 from jepa_wms.envs.wall import WallConfig
 
-__all__ = ["WALL_SINGLE", "episode_file"]
-
-
-def episode_file(root: Path, index: int, suffix: str) -> Path:
-    """``obses/episode_007.pth``; unpadded names (``episode_7``) are accepted too."""
-    for name in (f"episode_{index:03d}{suffix}", f"episode_{index}{suffix}"):
-        path = root / "obses" / name
-        if path.exists():
-            return path
-    expected = root / "obses" / f"episode_{index:03d}{suffix}"
-    raise DatasetError(f"missing frames of trajectory {index}: expected {expected}")
+__all__ = ["WALL_SINGLE"]
 
 
 def _numpy(value: object, path: Path, ndim: int) -> np.ndarray:

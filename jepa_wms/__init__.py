@@ -5,6 +5,7 @@ Data flows env → dataset → encoder → predictor → planner → evaluation.
 
 - ``make_env`` / ``env_names`` — environments with exact state setting and the reference success rules
 - ``collect`` / ``TrajectoryStore`` / ``WindowDataset`` — generate, store and read trajectories
+- ``encode_dataset`` — pre-encode a dataset with a frozen encoder (a latent cache training reads instead of pixels)
 - ``load_config`` / ``ExperimentConfig`` — typed configs with ``key=value`` overrides
 - ``build_world_model`` / ``WorldModel`` / ``load_world_model`` — ``encode`` observations, ``rollout`` actions
 - ``train`` — train a world model; ``evaluate`` — plan seeded episodes and score them
@@ -27,6 +28,7 @@ _EXPORTS = {
     "collect": "jepa_wms.datasets",
     "TrajectoryStore": "jepa_wms.datasets",
     "WindowDataset": "jepa_wms.datasets",
+    "encode_dataset": "jepa_wms.datasets",
     "load_config": "jepa_wms.config",
     "ExperimentConfig": "jepa_wms.config",
     "ConfigError": "jepa_wms.config",

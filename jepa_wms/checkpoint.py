@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict of tensors and primitive types (so ``torch.load(weights_only=True)`` can read it):
 ``format``, ``format_version``, ``model_type``, ``config`` (the experiment config as a dict), ``env``, ``model``
-(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done).
+(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done), and for a model whose
+encoder came from another checkpoint ``encoder_source`` (that encoder's concrete ``model.encoder`` config).
 """
 
 from __future__ import annotations
@@ -131,11 +132,23 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
     dims = ckpt.get("dims")
     if not isinstance(dims, dict) or not {"raw_action_dim", "proprio_dim"} <= set(dims):
         raise CheckpointError(f"checkpoint {path} lacks 'dims' (raw_action_dim, proprio_dim)")
+    encoder = None
+    if cfg.model.encoder.type == "checkpoint":
+        from .encoders.from_checkpoint import build_checkpoint_encoder, encoder_config_from_dict
+
+        stored = ckpt.get("encoder_source")
+        if not isinstance(stored, dict):
+            raise CheckpointError(f"checkpoint {path} uses a checkpoint encoder but lacks 'encoder_source'")
+        source = encoder_config_from_dict(stored, path)
+        encoder = build_checkpoint_encoder(cfg.model.encoder, load_weights=False, source=source)
+    # The state dict below holds the encoder weights: no weight file or URL is needed to rebuild the model.
     model = build_world_model(
         cfg.model,
         raw_action_dim=dims["raw_action_dim"],
         proprio_dim=dims["proprio_dim"],
         frameskip=cfg.data.frameskip,
+        load_weights=False,
+        encoder=encoder,
     )
     load_state_strict(model, ckpt["model"], path)
     return model.to(map_location).eval(), cfg, ckpt

@@ -1,4 +1,4 @@
-"""``jepa-wms collect|convert|train|eval|demo``: a thin command line over the Python API."""
+"""``jepa-wms collect|convert|encode|train|eval|demo``: a thin command line over the Python API."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--task", default=None, help="task to keep from a multi-task file (Metaworld parquet)")
     v.add_argument("--overwrite", action="store_true")
     v.add_argument("--list", action="store_true", help="list the known layouts and exit")
+
+    n = sub.add_parser("encode", help="pre-encode a dataset with a frozen encoder; training then reads the latents")
+    n.add_argument("--data", required=True, help="dataset folder (under $DATASET_ROOT if set and relative)")
+    n.add_argument("--config", required=True, help="YAML file or embedded config name whose encoder is frozen")
+    n.add_argument("--device", default="auto")
+    n.add_argument("--batch-size", type=int, default=256, help="frames encoded per forward pass")
+    n.add_argument("--dtype", default="float16", choices=("float16", "float32"), help="storage type of the latents")
+    n.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.seed=1")
 
     t = sub.add_parser("train", help="train a world model on a dataset")
     t.add_argument("--config", default="wall", help="YAML file or embedded config name (default: wall)")
@@ -101,6 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {path}")
         elif args.command == "convert":
             _convert(args)
+        elif args.command == "encode":
+            from .config import load_config
+            from .datasets.latents import encode_dataset
+
+            folder = encode_dataset(
+                load_config(args.config, args.overrides),
+                dataset_path(args.data),
+                device=args.device,
+                batch_size=args.batch_size,
+                dtype=args.dtype,
+            )
+            print(f"latents: {folder}")
         elif args.command == "train":
             from .config import load_config
             from .training import train

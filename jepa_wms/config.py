@@ -37,13 +37,24 @@ class DataConfig:
     num_frames: int = 7  # frames per training window: context + predicted (W+1 in the paper's notation)
     frameskip: int = 5  # env steps between kept frames; their actions are concatenated into one model action
     preload: str = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
+    # "auto": train on a complete matching `jepa-wms encode` cache when the encoder is frozen; "off"; or a cache path
+    latents: str | bool = "auto"
+
+    def __post_init__(self) -> None:
+        # YAML 1.1 reads an unquoted `off` as false.
+        if self.latents is False:
+            self.latents = "off"
+        if not isinstance(self.latents, str) or not self.latents:
+            raise ConfigError(f"config key 'data.latents' must be 'auto', 'off' or a cache path, got {self.latents!r}")
 
 
 @dataclass
 class EncoderConfig:
-    type: str = "conv"  # "conv": small CNN trained end to end; "dinov2": frozen DINOv2 (see `name`)
+    type: str = "conv"  # "conv": small CNN trained end to end; "dinov2" | "dinov3" | "vjepa" | "vjepa2": frozen
+    # foundation encoder (see `name`; `weights: official` downloads its official file)
     name: str = ""  # foundation-encoder preset, e.g. dinov2_vits14 (its width/grid must match embed_dim/grid_size)
-    weights: str = ""  # official weight file: local path or URL ("" = random init, for tests and benchmarks)
+    weights: str = ""  # official weight file: local path or URL ("" = random init, for tests and benchmarks);
+    # type "checkpoint": a jepa-wms training checkpoint whose (frozen) encoder is reused
     trainable: bool = False  # foundation encoders only: fine-tune instead of freezing
     img_size: int = 32  # frames are resized to this before encoding
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])
@@ -54,12 +65,25 @@ class EncoderConfig:
 
 @dataclass
 class PredictorConfig:
-    type: str = "adaln"  # "adaln": JEPA-WM action-modulated ViT
-    pred_dim: int = 112  # width of the visual part of each predictor token
+    # "adaln": JEPA-WM action-modulated ViT; "dino_wm": DINO-WM ViT with action/proprio channels on every token;
+    # "vjepa2_ac": V-JEPA-2-AC ViT with an action and a proprio token per frame
+    type: str = "adaln"
+    pred_dim: int = 112  # adaln: width of the visual part of each token; vjepa2_ac: token width (dino_wm: unused)
     depth: int = 3
     num_heads: int = 4
     mlp_ratio: float = 4.0
     init_scale_adaln: float = 10.0  # AdaLN modulation init std = 0.02 × this (0 gives AdaLN-zero)
+    rope: str = "standard"  # adaln/vjepa2_ac: "standard" true RoPE | "legacy" the original's (for released weights)
+    # frames one rollout step sees: 0 = all of them through a key/value cache (dino_wm: num_frames);
+    # W > 0 = re-run the last W frames at every step, positions from 0 (the original planner used 2)
+    context_window: int = 0
+    num_frames: int = 0  # dino_wm: frames in the learned position table; 0 = data.num_frames
+    action_emb_dim: int = 10  # dino_wm: action channels appended to every token
+    dim_head: int = 64  # dino_wm: width of one attention head (inner width = num_heads × dim_head)
+    ffn_dim: int = 0  # dino_wm: feed-forward hidden width; 0 = mlp_ratio × token width (the original used 2048)
+    dropout: float = 0.0  # dino_wm: attention and feed-forward dropout (the original trained with 0.1)
+    predict_proprio: bool = True  # vjepa2_ac: a proprio_head predicts the next proprio (original checkpoints: false)
+    normalize_reps: bool = False  # vjepa2_ac: parameter-free LayerNorm on the predicted latents
 
 
 @dataclass
@@ -159,8 +183,9 @@ _CHOICES = {
     "plan.cost": ("L2", "L1"),
     "eval.video_format": ("gif", "mp4"),
     "eval.goal_source": ("env", "dset"),
-    "model.encoder.type": ("conv", "dinov2"),
-    "model.predictor.type": ("adaln",),
+    "model.encoder.type": ("conv", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint"),
+    "model.predictor.type": ("adaln", "dino_wm", "vjepa2_ac"),
+    "model.predictor.rope": ("standard", "legacy"),
 }
 
 
@@ -245,7 +270,11 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     merged = dict(data)
     for text in overrides:
         merged = _merge(merged, parse_override(text))
-    return _from_dict(ExperimentConfig, merged)
+    cfg = _from_dict(ExperimentConfig, merged)
+    if cfg.model.predictor.num_frames == 0:
+        # Resolved here so a checkpoint's config keeps the table size its weights have.
+        cfg.model.predictor.num_frames = cfg.data.num_frames
+    return cfg
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:

@@ -1,10 +1,11 @@
 """The world model: encoder + action-conditioned predictor + proprio embedding, with the data normalisation it was
 trained on. This is the `Dynamics` the planners drive: ``encode`` observations once, ``rollout`` candidate actions.
 
-Proprio is z-normalised, embedded by a linear ``ProprioEncoder`` and concatenated to every visual token inside the
-predictor. The predicted proprio embedding is decoded back to normalised proprio (``ProprioDecoder``), and rollouts
-re-embed that decoded value: the proprio loss and the planning cost then live in normalised proprio units, a space
-that cannot collapse (the original compared embeddings of a trainable encoder, which can shrink to zero).
+Proprio is z-normalised, embedded by a linear ``ProprioEncoder`` and given to the predictor (as channels of every
+visual token or as a token of its own, depending on ``model.predictor.type``). The predicted proprio embedding is
+decoded back to normalised proprio (``ProprioDecoder``), and rollouts re-embed that decoded value: the proprio loss
+and the planning cost then live in normalised proprio units, a space that cannot collapse (the original compared
+embeddings of a trainable encoder, which can shrink to zero).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .encoders import Encoder, build_encoder
-from .predictors import AdaLNPredictor, ProprioDecoder, ProprioEncoder
+from .predictors import LatentPredictor, ProprioDecoder, ProprioEncoder, build_predictor
 
 
 @dataclass
@@ -31,7 +32,7 @@ class WorldModel(nn.Module):
     def __init__(
         self,
         encoder: Encoder,
-        predictor: AdaLNPredictor,
+        predictor: LatentPredictor,
         proprio_encoder: ProprioEncoder | None,
         proprio_decoder: ProprioDecoder | None,
         action_mean: Tensor,
@@ -102,29 +103,28 @@ class WorldModel(nn.Module):
         """Autoregressive prediction from ``context`` (B, C, ...) frames.
 
         ``context_actions`` (B, C−1, A_model) are the actions between context frames; ``actions`` (B, H, A_model) start
-        at the last context frame. Returns the H predicted frames (B, H, ...). Predictions are fed back through a
-        key/value cache, so each step only computes the new frame's tokens; ``stop_grad`` detaches what is fed back
-        (truncated backprop: each step's gradient then reaches only its own predictor call).
+        at the last context frame. Returns the H predicted frames (B, H, ...). Predictions are fed back through the
+        predictor's cache (key/value: each step only computes the new frame's tokens; or a sliding window of frames);
+        ``stop_grad`` detaches what is fed back (truncated backprop: each step's gradient then reaches only its own
+        predictor call). A predictor that does not predict proprio keeps the last context proprio as its input and
+        the returned ``proprio`` is None.
         """
         num_ctx = context.visual.shape[1]
         if num_ctx > 1 and (context_actions is None or context_actions.shape[1] != num_ctx - 1):
             raise ValueError(f"rollout: {num_ctx} context frames need context_actions of shape (B, {num_ctx - 1}, A)")
         cache = self.predictor.new_cache(context.visual.shape[0])
         p_emb_ctx = self._embed_proprio(context.proprio)
-        for c in range(num_ctx - 1):
-            self.predictor.step(
-                context.visual[:, c],
-                context_actions[:, c],
-                None if p_emb_ctx is None else p_emb_ctx[:, c],
-                cache,
-            )
+        if num_ctx > 1:
+            prefix = None if p_emb_ctx is None else p_emb_ctx[:, :-1]
+            self.predictor.prefill(context.visual[:, :-1], context_actions, prefix, cache)
         z = context.visual[:, -1]
         p_emb = None if p_emb_ctx is None else p_emb_ctx[:, -1]
         zs, ps = [], []
         for h in range(actions.shape[1]):
             z, p_emb_pred = self.predictor.step(z, actions[:, h], p_emb, cache)
             p = self._decode_proprio(p_emb_pred)
-            p_emb = self._embed_proprio(p)
+            if p is not None:
+                p_emb = self._embed_proprio(p)
             zs.append(z)
             ps.append(p)
             if stop_grad:
@@ -147,24 +147,28 @@ def build_world_model(
     action_std: Tensor | None = None,
     proprio_mean: Tensor | None = None,
     proprio_std: Tensor | None = None,
+    load_weights: bool = True,
+    encoder: Encoder | None = None,
 ) -> WorldModel:
-    """Build a world model from its config and the dataset's dims and normalisation stats."""
+    """Build a world model from its config and the dataset's dims and normalisation stats.
+
+    ``load_weights=False`` skips the encoder's weight file (the caller loads a state dict that holds them);
+    ``encoder`` replaces the one ``cfg.encoder`` would build.
+    """
     pred_cfg = cfg.predictor
-    encoder = build_encoder(cfg.encoder)
+    if encoder is None:
+        encoder = build_encoder(cfg.encoder, load_weights=load_weights)
     emb = cfg.proprio_emb_dim
-    predictor = AdaLNPredictor(
+    predictor = build_predictor(
+        pred_cfg,
         embed_dim=encoder.embed_dim,
+        grid=encoder.grid_size,
         action_dim=frameskip * raw_action_dim,
         proprio_emb_dim=emb,
-        pred_dim=pred_cfg.pred_dim,
-        depth=pred_cfg.depth,
-        num_heads=pred_cfg.num_heads,
-        grid_size=encoder.grid_size,
-        mlp_ratio=pred_cfg.mlp_ratio,
-        init_scale_adaln=pred_cfg.init_scale_adaln,
     )
     prop_enc = ProprioEncoder(proprio_dim, emb) if emb > 0 else None
-    prop_dec = ProprioDecoder(emb, proprio_dim) if emb > 0 else None
+    # Without predicted proprio embeddings there is nothing to decode.
+    prop_dec = ProprioDecoder(emb, proprio_dim) if emb > 0 and predictor.predicts_proprio else None
     zeros_a, ones_a = torch.zeros(raw_action_dim), torch.ones(raw_action_dim)
     zeros_p, ones_p = torch.zeros(proprio_dim), torch.ones(proprio_dim)
     return WorldModel(

@@ -1,4 +1,4 @@
-"""Trajectory datasets: collection, the HDF5 on-disk format, normalisation and training windows.
+"""Trajectory datasets: collection, the HDF5 on-disk format, normalisation, training windows and latent caches.
 
 Names load lazily (PEP 562) so that data-collection worker processes, which import
 `jepa_wms.datasets.collect`, do not pay for importing torch.
@@ -25,6 +25,9 @@ _EXPORTS = {
     "TrajectoryWriter": "storage",
     "resolve_path": "storage",
     "WindowDataset": "windows",
+    "LatentCache": "latents",
+    "LatentCacheError": "latents",
+    "encode_dataset": "latents",
     "split_episodes": "windows",
 }
 
@@ -35,6 +38,8 @@ __all__ = [
     "FILENAME",
     "FORMAT",
     "FORMAT_VERSION",
+    "LatentCache",
+    "LatentCacheError",
     "Normalizer",
     "Policy",
     "TrajectoryStore",
@@ -43,12 +48,14 @@ __all__ = [
     "collect",
     "collect_episode",
     "default_policy",
+    "encode_dataset",
     "resolve_path",
     "split_episodes",
 ]
 
 if TYPE_CHECKING:
     from jepa_wms.datasets.collect import collect, collect_episode
+    from jepa_wms.datasets.latents import LatentCache, LatentCacheError, encode_dataset
     from jepa_wms.datasets.normalize import Normalizer
     from jepa_wms.datasets.policies import AR1RandomWalk, DoorSeekingWalk, Policy, default_policy
     from jepa_wms.datasets.storage import (

@@ -2,17 +2,22 @@
 
 A window (episode e, start t) keeps frames t, t + k, ..., t + (T-1)·k (k = frameskip) and, between kept
 frames j and j+1, the k raw env actions taken in between, z-normalised and concatenated in time order
-(one model action of width k·A). Only the window's own frames are read, never the whole episode.
+(one model action of width k·A). Only the window's own frames are read, never the whole episode. With a latent
+cache (see ``latents.py``) a window carries its frames' cached encoder tokens instead of their pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from jepa_wms.datasets.storage import TrajectoryStore
+
+if TYPE_CHECKING:
+    from jepa_wms.datasets.latents import LatentCache
 
 __all__ = ["WindowDataset", "split_episodes"]
 
@@ -39,6 +44,7 @@ class WindowDataset:
         num_frames: T, frames per window (>= 1).
         frameskip: k, env steps between consecutive kept frames (>= 1).
         episodes: episode ids to draw windows from (default: all).
+        latents: a complete latent cache of ``store``; batches then hold ``latents`` instead of ``pixels``.
     """
 
     def __init__(
@@ -47,10 +53,17 @@ class WindowDataset:
         num_frames: int,
         frameskip: int,
         episodes: Sequence[int] | np.ndarray | None = None,
+        latents: LatentCache | None = None,
     ):
         if num_frames < 1 or frameskip < 1:
             raise ValueError(f"WindowDataset: need num_frames >= 1 and frameskip >= 1, got {num_frames}, {frameskip}")
+        if latents is not None and (latents.shape[0] != store.num_frames or not latents.complete):
+            raise ValueError(
+                f"WindowDataset: latent cache {latents.folder} ({latents.frames_done}/{latents.shape[0]} frames "
+                f"done) does not cover the {store.num_frames} frames of {store.path}"
+            )
         self.store = store
+        self.latents = latents
         self.num_frames = int(num_frames)
         self.frameskip = int(frameskip)
         ids = np.arange(store.num_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
@@ -87,7 +100,8 @@ class WindowDataset:
         """Windows ``indices`` (B,) as a batch.
 
         Returns:
-            pixels: uint8 (B, T, H, W, 3).
+            pixels: uint8 (B, T, H, W, 3); without a latent cache.
+            latents: float32 (B, T, N, D), the cached encoder tokens; with a latent cache, instead of pixels.
             proprio: float32 (B, T, P), normalised.
             actions: float32 (B, T-1, k·A), normalised; the k raw actions between kept frames, in time order.
             state: float32 (B, T, S), raw.
@@ -100,8 +114,13 @@ class WindowDataset:
         action_rows = self._first[idx][:, None] + self._action_offsets  # (B, (T-1)·k)
         actions = store.action_stats.normalize(store.actions[action_rows])  # (B, (T-1)·k, A)
         b = len(idx)
+        visual = (
+            {"pixels": torch.from_numpy(store.read_pixels(frames))}
+            if self.latents is None
+            else {"latents": torch.from_numpy(self.latents.read(frames))}
+        )
         return {
-            "pixels": torch.from_numpy(store.read_pixels(frames)),
+            **visual,
             "proprio": torch.from_numpy(store.proprio_stats.normalize(store.proprio[frames]).astype(np.float32)),
             "actions": torch.from_numpy(actions.reshape(b, t - 1, k * store.action_dim).astype(np.float32)),
             "state": torch.from_numpy(np.array(store.state[frames], dtype=np.float32)),

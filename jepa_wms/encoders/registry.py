@@ -1,15 +1,80 @@
-"""``build_encoder(cfg)``: the encoder a config names — a small conv encoder trained end to end, or a frozen
-foundation encoder (DINOv2) loaded from its official weight file."""
+"""``build_encoder(cfg)``: the encoder a config names — a small conv encoder trained end to end, a frozen
+foundation encoder (DINOv2, DINOv3, V-JEPA, V-JEPA 2) loaded from its official weight file, or the frozen encoder
+of a jepa-wms checkpoint.
+
+``FOUNDATION_ENCODERS`` is the one list of foundation names: family (the ``model.encoder.type`` it belongs to) and
+official weight URL (what ``model.encoder.weights: official`` downloads, see ``jepa_wms.weights``). The
+architectures themselves live in each family's module (``DINOV2_MODELS``, ``DINOV3_MODELS``, ``VJEPA_MODELS``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from jepa_wms.config import EncoderConfig
 from jepa_wms.encoders.base import Encoder
 from jepa_wms.encoders.conv import ConvEncoder
 from jepa_wms.encoders.dinov2 import DINOV2_MODELS, build_dinov2
+from jepa_wms.encoders.dinov3 import DINOV3_MODELS, build_dinov3
+from jepa_wms.encoders.from_checkpoint import build_checkpoint_encoder
+from jepa_wms.encoders.vjepa import VJEPA_MODELS, build_vjepa
+
+_DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2"
+# Gated: the files need a signed URL from https://ai.meta.com/resources/models-and-libraries/dinov3-downloads/;
+# the unsigned address is the official naming (hub/backbones.py), and the file name is what the cache expects.
+_DINOV3_URL = "https://dl.fbaipublicfiles.com/dinov3"
+_DINOV3_HASHES = {"dinov3_vits16": "08c60483", "dinov3_vitl16": "8aa4cbdd"}  # LVD-1689M pretrain files
 
 
-def build_encoder(cfg: EncoderConfig) -> Encoder:
+@dataclass(frozen=True)
+class FoundationEncoder:
+    family: str  # the model.encoder.type this name belongs to
+    url: str  # official weight file
+
+
+def _dinov2_url(name: str) -> str:
+    base = name.removesuffix("_reg")
+    return f"{_DINOV2_URL}/{base}/{base}{'_reg4' if name.endswith('_reg') else ''}_pretrain.pth"
+
+
+FOUNDATION_ENCODERS: dict[str, FoundationEncoder] = {
+    **{name: FoundationEncoder("dinov2", _dinov2_url(name)) for name in DINOV2_MODELS},
+    **{
+        name: FoundationEncoder("dinov3", f"{_DINOV3_URL}/{name}/{name}_pretrain_lvd1689m-{_DINOV3_HASHES[name]}.pth")
+        for name in DINOV3_MODELS
+    },
+    "vjepa_vitl16": FoundationEncoder("vjepa", "https://dl.fbaipublicfiles.com/jepa/vitl16/vitl16.pth.tar"),
+    "vjepa2_vitl16": FoundationEncoder("vjepa2", "https://dl.fbaipublicfiles.com/vjepa2/vitl.pt"),
+    "vjepa2_vitg16": FoundationEncoder("vjepa2", "https://dl.fbaipublicfiles.com/vjepa2/vitg.pt"),
+}
+if set(FOUNDATION_ENCODERS) != {*DINOV2_MODELS, *DINOV3_MODELS, *VJEPA_MODELS}:
+    raise RuntimeError("FOUNDATION_ENCODERS must list every DINOv2, DINOv3 and V-JEPA model exactly once")
+
+_BUILDERS: dict[str, Callable[..., Encoder]] = {
+    "dinov2": build_dinov2,
+    "dinov3": build_dinov3,
+    "vjepa": build_vjepa,
+    "vjepa2": build_vjepa,
+}
+
+
+def foundation_names(family: str) -> list[str]:
+    """The foundation encoder names of one ``model.encoder.type``, sorted."""
+    return sorted(name for name, entry in FOUNDATION_ENCODERS.items() if entry.family == family)
+
+
+def resolve_weights_spec(name: str, weights: str) -> str | Path | None:
+    """``model.encoder.weights`` as a builder takes it: "" -> None (random init), "official" -> the official URL."""
+    if weights == "official":
+        return FOUNDATION_ENCODERS[name].url
+    return weights or None
+
+
+def build_encoder(cfg: EncoderConfig, load_weights: bool = True) -> Encoder:
+    """The encoder ``cfg`` names. ``load_weights=False`` builds the architecture without reading any weight file or
+    URL, for callers that load a state dict already holding the weights (``load_world_model``)."""
     if cfg.type == "conv":
         return ConvEncoder(
             img_size=cfg.img_size,
@@ -18,12 +83,15 @@ def build_encoder(cfg: EncoderConfig) -> Encoder:
             grid_size=cfg.grid_size,
             stem_patch=cfg.stem_patch,
         )
-    if cfg.type == "dinov2":
-        if cfg.name not in DINOV2_MODELS:
+    if cfg.type in _BUILDERS:
+        entry = FOUNDATION_ENCODERS.get(cfg.name)
+        if entry is None or entry.family != cfg.type:
             raise ValueError(
-                f"model.encoder.name {cfg.name!r} is not a DINOv2 model; expected one of {sorted(DINOV2_MODELS)}"
+                f"model.encoder.name {cfg.name!r} is not a {cfg.type} model; expected one of "
+                f"{foundation_names(cfg.type)}"
             )
-        encoder = build_dinov2(cfg.name, img_size=cfg.img_size, trainable=cfg.trainable, weights=cfg.weights or None)
+        weights = resolve_weights_spec(cfg.name, cfg.weights) if load_weights else None
+        encoder = _BUILDERS[cfg.type](cfg.name, img_size=cfg.img_size, trainable=cfg.trainable, weights=weights)
         # The preset fixes width and grid; a config that says otherwise is a mistake, not something to override.
         for key, derived in (("embed_dim", encoder.embed_dim), ("grid_size", encoder.grid_size[0])):
             if getattr(cfg, key) != derived:
@@ -32,4 +100,8 @@ def build_encoder(cfg: EncoderConfig) -> Encoder:
                     f"(which gives {derived}); set model.encoder.{key}={derived}"
                 )
         return encoder
-    raise ValueError(f"unknown model.encoder.type {cfg.type!r}; expected 'conv' or 'dinov2'")
+    if cfg.type == "checkpoint":
+        return build_checkpoint_encoder(cfg, load_weights=load_weights)
+    raise ValueError(
+        f"unknown model.encoder.type {cfg.type!r}; expected 'conv', 'checkpoint' or one of {sorted(_BUILDERS)}"
+    )

@@ -49,11 +49,26 @@ def _regularizer(z: Tensor, cfg: LossConfig, generator: torch.Generator) -> tupl
 def world_model_loss(
     model: WorldModel, batch: dict[str, Tensor], cfg: LossConfig, generator: torch.Generator
 ) -> tuple[Tensor, dict[str, float]]:
-    """Loss on a batch of windows: ``pixels`` (B,T,H,W,3) uint8, ``proprio`` (B,T,P) and ``actions`` (B,T−1,A)
-    normalised. ``generator`` draws the rollout's context length (seeded per step, so resumed runs match)."""
-    pixels, actions = batch["pixels"], batch["actions"]
-    num_frames = pixels.shape[1]
-    z = model.encoder.encode_frames(pixels)
+    """Loss on a batch of windows: ``pixels`` (B,T,H,W,3) uint8, or ``latents`` (B,T,N,D) cached by a frozen encoder,
+    and ``proprio`` (B,T,P) and ``actions`` (B,T−1,A) normalised. ``generator`` draws the rollout's context length
+    (seeded per step, so resumed runs match)."""
+    actions = batch["actions"]
+    if "latents" in batch:
+        z = batch["latents"]
+        enc = model.encoder
+        if enc.trainable:
+            raise ValueError(
+                "world_model_loss: the batch holds cached 'latents', but model.encoder is trainable; cached latents "
+                "are only valid for a frozen encoder (train with data.latents=off)"
+            )
+        if z.dim() != 4 or z.shape[2:] != (enc.num_tokens, enc.embed_dim):
+            raise ValueError(
+                f"world_model_loss: cached latents have shape {tuple(z.shape)}, expected "
+                f"(B, T, N={enc.num_tokens}, D={enc.embed_dim}) for this encoder"
+            )
+    else:
+        z = model.encoder.encode_frames(batch["pixels"])
+    num_frames = z.shape[1]
     proprio = batch["proprio"] if model.uses_proprio else None
     enc = LatentState(z, proprio)
     target = LatentState(z.detach() if cfg.target_stop_grad else z, proprio)

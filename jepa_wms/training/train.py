@@ -8,6 +8,7 @@ uninterrupted one. Launch with ``torchrun --nproc-per-node N`` to train data-par
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from ..config import ExperimentConfig, config_from_dict
 from ..datasets import TrajectoryStore, WindowDataset, split_episodes
+from ..datasets.latents import resolve_latents
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
 from .logger import RunLogger
@@ -79,7 +81,7 @@ def _validate(model, val: WindowDataset, cfg: ExperimentConfig, device, dtype, m
 
 
 def _checkpoint_payload(model, opt, cfg, store, epoch: int, step: int) -> dict:
-    return {
+    payload = {
         "config": cfg.to_dict(),
         "env": cfg.env,
         "env_kwargs": dict(store.env_kwargs),
@@ -90,6 +92,10 @@ def _checkpoint_payload(model, opt, cfg, store, epoch: int, step: int) -> dict:
         "epoch": epoch,
         "step": step,
     }
+    if cfg.model.encoder.type == "checkpoint":
+        # The architecture of an encoder taken from another checkpoint, so this one reloads without that file.
+        payload["encoder_source"] = dataclasses.asdict(model.encoder.source_config)
+    return payload
 
 
 def _resume(path: Path, model, opt, cfg: ExperimentConfig) -> tuple[int, int]:
@@ -128,7 +134,6 @@ def train(
             raise ValueError(f"dataset {store.path} was collected on env {store.env!r} but the config says {cfg.env!r}")
         train_eps, val_eps = split_episodes(store.num_episodes, cfg.data.val_fraction, cfg.train.seed)
         train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps)
-        val_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, val_eps)
         steps_per_epoch = train_set.steps_per_epoch(cfg.train.batch_size)
         if steps_per_epoch == 0:
             raise ValueError(
@@ -142,6 +147,11 @@ def train(
         model = build_from_store(cfg, store).to(device)
         opt = build_optimizer(model, cfg.optim)
         epoch, step = _resume(ckpt_path, model, opt, cfg) if resume and ckpt_path.exists() else (0, 0)
+        # A frozen encoder's latents can come from a `jepa-wms encode` cache instead of encoding pixels every step.
+        latents, latents_note = resolve_latents(cfg.data.latents, store, model.encoder, cfg.model.encoder)
+        if latents is not None:
+            train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps, latents=latents)
+        val_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, val_eps, latents=latents)
         logger = RunLogger(out_dir, enabled=rank == 0)
         logger.truncate_after(step)
         if rank == 0:
@@ -151,6 +161,7 @@ def train(
                 f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs, {device} {str(dtype)[6:]}"
                 + (f", resuming at epoch {epoch}" if epoch else "")
             )
+            print(f"[train] {latents_note}")
 
         # ----- loop -----
         model.train()

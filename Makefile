@@ -24,7 +24,7 @@ test: venv
 	$(PY) -m pytest tests
 
 lint: venv
-	$(VENV)/bin/ruff check jepa_wms tests bench
+	$(VENV)/bin/ruff check jepa_wms tests bench experiments hubconf.py
 
 bench: venv
 	$(PY) bench/train_throughput.py

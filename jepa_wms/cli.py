@@ -1,4 +1,4 @@
-"""``jepa-wms collect|convert|encode|train|eval|demo``: a thin command line over the Python API."""
+"""``jepa-wms collect|convert|encode|train|eval|hub|demo``: a thin command line over the Python API."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("overrides", nargs="*", metavar="key=value", help="plan.*/eval.* overrides, e.g. plan.alpha=0.1")
 
+    h = sub.add_parser("hub", help="convert a released JEPA-WMs model into a jepa-wms checkpoint (for eval)")
+    h.add_argument("name", nargs="?", help="e.g. jepa_wm_pusht (see --list)")
+    h.add_argument("--out", help="checkpoint file to write")
+    h.add_argument("--checkpoint", default=None, help="original .pth.tar (default: the release's URL)")
+    h.add_argument("--encoder-checkpoint", default=None, help="encoder weight file (default: its official URL)")
+    h.add_argument("--dataset", default=None, help="dataset whose action/proprio stats to use (Wall, Metaworld)")
+    h.add_argument("--list", action="store_true", help="list the released models and exit")
+
     d = sub.add_parser("demo", help="collect → train → eval with the embedded offline default config")
     d.add_argument("--env", default="wall", help="wall | pointmaze | pusht | metaworld")
     d.add_argument("--task", default=None, help="Metaworld task (default: reach)")
@@ -83,6 +91,19 @@ def _convert(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(f"wrote {path}")
+
+
+def _hub(args: argparse.Namespace) -> None:
+    from .hub import PUBLISHED_MODELS, export
+
+    if args.list:
+        for name, spec in PUBLISHED_MODELS.items():
+            print(f"{name:<18} {spec.predictor:<10} {spec.encoder_name:<14} env={spec.env:<21} {spec.urls[1]}")
+        return
+    if not args.name or not args.out:
+        raise ValueError("hub needs NAME and --out (or --list)")
+    path = export(args.name, args.out, args.checkpoint, args.encoder_checkpoint, dataset=args.dataset)
+    print(f"wrote {path}; plan with: jepa-wms eval --checkpoint {path} --out <dir>")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print_results_table(res["env"], res)
             print(f"results: {args.out}/results.json")
+        elif args.command == "hub":
+            _hub(args)
         elif args.command == "demo":
             from .demo import run_demo
 

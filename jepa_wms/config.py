@@ -61,6 +61,9 @@ class EncoderConfig:
     embed_dim: int = 64  # D, latent width per token
     grid_size: int = 4  # latent tokens per frame = grid_size²
     stem_patch: int = 0  # >0: first conv is a stem_patch×stem_patch patchify at that stride (reads 64 px directly)
+    pixel_mean: list[float] = field(default_factory=list)  # per-channel normalisation; [] = the encoder's own
+    pixel_std: list[float] = field(default_factory=list)  # (ImageNet for foundation encoders; DINO-WM used 0.5)
+    normalize_output: bool = False  # parameter-free LayerNorm over D of every token (V-JEPA-2-AC's normalize_reps)
 
 
 @dataclass
@@ -91,6 +94,11 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     proprio_emb_dim: int = 16  # 0 disables proprio input and proprio cost
+    # Space of the proprio latent (what rollouts feed back and the planning cost compares): "decoded" = embedded
+    # by a linear encoder, predicted embeddings decoded back to normalised proprio (ours, cannot collapse);
+    # "embedding" = the embedding itself (the original JEPA-WM / DINO-WM models); "raw" = normalised proprio given
+    # straight to the predictor, which embeds it (the original V-JEPA-2-AC; proprio_emb_dim > 0 just switches it on)
+    proprio_space: str = "decoded"
 
 
 @dataclass
@@ -186,6 +194,7 @@ _CHOICES = {
     "model.encoder.type": ("conv", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint"),
     "model.predictor.type": ("adaln", "dino_wm", "vjepa2_ac"),
     "model.predictor.rope": ("standard", "legacy"),
+    "model.proprio_space": ("decoded", "embedding", "raw"),
 }
 
 

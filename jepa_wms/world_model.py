@@ -19,6 +19,8 @@ from .config import ModelConfig
 from .encoders import Encoder, build_encoder
 from .predictors import LatentPredictor, ProprioDecoder, ProprioEncoder, build_predictor
 
+PROPRIO_SPACES = ("decoded", "embedding", "raw")
+
 
 @dataclass
 class LatentState:
@@ -40,8 +42,14 @@ class WorldModel(nn.Module):
         proprio_mean: Tensor,
         proprio_std: Tensor,
         frameskip: int,
+        proprio_space: str = "decoded",
     ) -> None:
         super().__init__()
+        if proprio_space not in PROPRIO_SPACES:
+            raise ValueError(f"WorldModel: proprio_space must be one of {PROPRIO_SPACES}, got {proprio_space!r}")
+        if proprio_space == "raw" and proprio_encoder is not None:
+            raise ValueError("WorldModel: proprio_space 'raw' feeds proprio to the predictor as is, without an encoder")
+        self.proprio_space = proprio_space
         self.encoder = encoder
         self.predictor = predictor
         self.proprio_encoder = proprio_encoder
@@ -60,7 +68,7 @@ class WorldModel(nn.Module):
 
     @property
     def uses_proprio(self) -> bool:
-        return self.proprio_encoder is not None
+        return self.proprio_encoder is not None or (self.proprio_space == "raw" and self.predictor.proprio_emb_dim > 0)
 
     # ----- normalisation -------------------------------------------------------------------------------------
     def normalize_proprio(self, proprio: Tensor) -> Tensor:
@@ -77,16 +85,28 @@ class WorldModel(nn.Module):
 
     # ----- encoding and prediction ---------------------------------------------------------------------------
     def encode(self, pixels: Tensor, proprio: Tensor | None = None) -> LatentState:
-        """``pixels`` uint8 (B, T, H, W, 3), ``proprio`` raw (B, T, P) → latents (normalised proprio)."""
+        """``pixels`` uint8 (B, T, H, W, 3), ``proprio`` raw (B, T, P) → latents (proprio in ``proprio_space``)."""
         visual = self.encoder.encode_frames(pixels)
         prop = self.normalize_proprio(proprio.float()) if proprio is not None and self.uses_proprio else None
-        return LatentState(visual, prop)
+        return LatentState(visual, self.proprio_latent(prop))
+
+    def proprio_latent(self, proprio: Tensor | None) -> Tensor | None:
+        """Normalised proprio → the proprio of a :class:`LatentState` (its embedding in the "embedding" space)."""
+        if proprio is None or self.proprio_space != "embedding":
+            return proprio
+        return self.proprio_encoder(proprio)
 
     def _embed_proprio(self, proprio: Tensor | None) -> Tensor | None:
-        return self.proprio_encoder(proprio) if proprio is not None and self.proprio_encoder is not None else None
+        """LatentState proprio → predictor input."""
+        if proprio is None or self.proprio_space != "decoded":
+            return proprio
+        return self.proprio_encoder(proprio)
 
     def _decode_proprio(self, emb: Tensor | None) -> Tensor | None:
-        return self.proprio_decoder(emb) if emb is not None and self.proprio_decoder is not None else None
+        """Predictor output → LatentState proprio."""
+        if emb is None or self.proprio_space != "decoded":
+            return emb
+        return self.proprio_decoder(emb) if self.proprio_decoder is not None else None
 
     def predict(self, state: LatentState, actions: Tensor) -> LatentState:
         """Teacher forcing: frames 0..T−1 and actions (B, T, A_model) → predictions of frames 1..T (frame-causal)."""
@@ -158,7 +178,9 @@ def build_world_model(
     pred_cfg = cfg.predictor
     if encoder is None:
         encoder = build_encoder(cfg.encoder, load_weights=load_weights)
-    emb = cfg.proprio_emb_dim
+    raw = cfg.proprio_space == "raw"
+    # In the "raw" space the predictor embeds the normalised proprio itself, so its input width is P.
+    emb = (proprio_dim if cfg.proprio_emb_dim > 0 else 0) if raw else cfg.proprio_emb_dim
     predictor = build_predictor(
         pred_cfg,
         embed_dim=encoder.embed_dim,
@@ -166,9 +188,10 @@ def build_world_model(
         action_dim=frameskip * raw_action_dim,
         proprio_emb_dim=emb,
     )
-    prop_enc = ProprioEncoder(proprio_dim, emb) if emb > 0 else None
-    # Without predicted proprio embeddings there is nothing to decode.
-    prop_dec = ProprioDecoder(emb, proprio_dim) if emb > 0 and predictor.predicts_proprio else None
+    prop_enc = ProprioEncoder(proprio_dim, emb) if emb > 0 and not raw else None
+    # Only the "decoded" space decodes, and only predicted proprio embeddings.
+    decoded = cfg.proprio_space == "decoded"
+    prop_dec = ProprioDecoder(emb, proprio_dim) if emb > 0 and decoded and predictor.predicts_proprio else None
     zeros_a, ones_a = torch.zeros(raw_action_dim), torch.ones(raw_action_dim)
     zeros_p, ones_p = torch.zeros(proprio_dim), torch.ones(proprio_dim)
     return WorldModel(
@@ -181,4 +204,5 @@ def build_world_model(
         zeros_p if proprio_mean is None else torch.as_tensor(proprio_mean),
         ones_p if proprio_std is None else torch.as_tensor(proprio_std),
         frameskip,
+        cfg.proprio_space,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 
 import pytest
 import torch
@@ -60,3 +62,36 @@ def tiny_checkpoint(tmp_path_factory, tiny_dataset):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("train")
     return train(load_config("wall", TINY), tiny_dataset.parent, out, show_progress=False)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A loopback HTTP server over ``tmp_path/served``: yields (base URL, folder, requested paths, truncate switch)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    hits: list[str] = []
+    truncate = {"on": False}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            hits.append(self.path)
+            if truncate["on"]:
+                data = (served / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                return
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, hits, truncate
+    httpd.shutdown()

@@ -1,45 +1,11 @@
 """Weight files by URL, served from a loopback HTTP server: cached once, refused when truncated or wrong."""
 
 import hashlib
-import http.server
-import threading
 
 import pytest
 import torch
 
 from jepa_wms.weights import WeightsUnavailableError, resolve_weights
-
-
-@pytest.fixture
-def server(tmp_path):
-    served = tmp_path / "served"
-    served.mkdir()
-    hits: list[str] = []
-    truncate = {"on": False}
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            hits.append(self.path)
-            if truncate["on"]:
-                data = (served / self.path.lstrip("/")).read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2])
-                return
-            super().do_GET()
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, hits, truncate
-    httpd.shutdown()
 
 
 @pytest.fixture(autouse=True)

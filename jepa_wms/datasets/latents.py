@@ -78,6 +78,7 @@ def encoder_fingerprint(encoder: Encoder, cfg: EncoderConfig) -> dict[str, Any]:
         "embed_dim": encoder.embed_dim,
         "mean": list(encoder.mean),
         "std": list(encoder.std),
+        "normalize_output": encoder.normalize_output,
         "preprocess_version": PREPROCESS_VERSION,
         "weights_sha256": _weights_sha256(encoder),
     }

@@ -51,6 +51,7 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.trainable = trainable
+        self.normalize_output = False  # parameter-free LayerNorm over D on the tokens (V-JEPA-2-AC)
 
     @property
     def num_tokens(self) -> int:
@@ -119,4 +120,6 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
                 f"{type(self).__name__}.forward returned {tuple(tokens.shape)}, expected "
                 f"(B·T={batch * frames}, N={self.num_tokens}, D={self.embed_dim})"
             )
+        if self.normalize_output:
+            tokens = F.layer_norm(tokens, tokens.shape[-1:])
         return tokens.unflatten(0, (batch, frames))

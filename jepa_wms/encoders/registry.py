@@ -75,6 +75,19 @@ def resolve_weights_spec(name: str, weights: str) -> str | Path | None:
 def build_encoder(cfg: EncoderConfig, load_weights: bool = True) -> Encoder:
     """The encoder ``cfg`` names. ``load_weights=False`` builds the architecture without reading any weight file or
     URL, for callers that load a state dict already holding the weights (``load_world_model``)."""
+    encoder = _build_architecture(cfg, load_weights)
+    if cfg.pixel_mean or cfg.pixel_std:
+        if len(cfg.pixel_mean) != 3 or len(cfg.pixel_std) != 3 or min(cfg.pixel_std) <= 0:
+            raise ValueError(
+                "model.encoder.pixel_mean and pixel_std need 3 values each (std > 0), got "
+                f"{cfg.pixel_mean} and {cfg.pixel_std}"
+            )
+        encoder.mean, encoder.std = tuple(cfg.pixel_mean), tuple(cfg.pixel_std)
+    encoder.normalize_output = cfg.normalize_output
+    return encoder
+
+
+def _build_architecture(cfg: EncoderConfig, load_weights: bool) -> Encoder:
     if cfg.type == "conv":
         return ConvEncoder(
             img_size=cfg.img_size,

@@ -69,9 +69,11 @@ def world_model_loss(
     else:
         z = model.encoder.encode_frames(batch["pixels"])
     num_frames = z.shape[1]
-    proprio = batch["proprio"] if model.uses_proprio else None
+    proprio = model.proprio_latent(batch["proprio"]) if model.uses_proprio else None
     enc = LatentState(z, proprio)
-    target = LatentState(z.detach() if cfg.target_stop_grad else z, proprio)
+    # Proprio targets are always detached: in the "embedding" space a target that trains its own encoder can
+    # collapse (the original let gradients through it).
+    target = LatentState(z.detach() if cfg.target_stop_grad else z, None if proprio is None else proprio.detach())
 
     def frames(state: LatentState, sl: slice) -> LatentState:
         return LatentState(state.visual[:, sl], None if state.proprio is None else state.proprio[:, sl])

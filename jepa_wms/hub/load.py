@@ -1,0 +1,252 @@
+"""``jepa_wms.hub.load(name)``: a released JEPA-WMs model as a :class:`~jepa_wms.WorldModel`, ready to plan with.
+
+The predictor (and action/proprio encoders) come from the original checkpoint file, the frozen encoder from its own
+official weight file; both are fetched into the torch hub cache when the machine is online, or taken from local
+files (``checkpoint=``, ``encoder_checkpoint=``). The rebuilt model uses what the original computed with: the
+legacy RoPE, planning windows of 2 frames re-positioned from 0, proprio compared as embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import CheckpointError, load_state_strict, save_checkpoint
+from ..config import ExperimentConfig, load_config
+from ..encoders.dinov2 import DINOV2_MODELS
+from ..encoders.dinov3 import DINOV3_MODELS
+from ..encoders.vjepa import VJEPA_MODELS
+from ..weights import WeightsUnavailableError, resolve_weights
+from ..world_model import WorldModel, build_world_model
+from .original import OriginalCheckpoint, read_original_checkpoint
+from .specs import DATA_STATS, PUBLISHED_MODELS, PublishedModel
+
+__all__ = ["Preprocessor", "export", "load", "published_config"]
+
+_ENCODER_TABLES = {"dinov2": (DINOV2_MODELS, 14), "dinov3": (DINOV3_MODELS, 16), "vjepa2": (VJEPA_MODELS, 16)}
+
+
+class Preprocessor:
+    """The data conventions of a model: pixels → encoder input, raw ↔ normalised actions and proprio.
+
+    A thin view on the :class:`WorldModel`, which holds the statistics (so a model never drifts from them).
+    """
+
+    def __init__(self, model: WorldModel) -> None:
+        self.model = model
+
+    def transform(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 frames ``(..., H, W, 3)`` → normalised ``(..., 3, img, img)`` (centre crop, resize, mean/std)."""
+        return self.model.encoder.preprocess(pixels)
+
+    def normalize_actions(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.model.normalize_actions(raw)
+
+    def denormalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.model.denormalize_actions(actions)
+
+    def normalize_proprio(self, proprio: torch.Tensor) -> torch.Tensor:
+        return self.model.normalize_proprio(proprio)
+
+
+def _spec(name: str) -> PublishedModel:
+    if name not in PUBLISHED_MODELS:
+        raise ValueError(f"unknown published model {name!r}; expected one of {sorted(PUBLISHED_MODELS)}")
+    return PUBLISHED_MODELS[name]
+
+
+def _fetch(spec: PublishedModel, checkpoint: str | os.PathLike | None) -> Path:
+    if checkpoint is not None:
+        return resolve_weights(checkpoint)
+    errors = []
+    for url in spec.urls:
+        try:
+            # Both sources get the release's file name, so a file put there by hand is found whatever the source.
+            return resolve_weights(url, filename=spec.file)
+        except WeightsUnavailableError as exc:
+            errors.append(str(exc))
+    raise WeightsUnavailableError(f"{spec.name}: no source reachable; " + " | ".join(errors))
+
+
+def _count_blocks(state: dict[str, torch.Tensor], prefix: str) -> int:
+    ids = {int(k[len(prefix) :].split(".", 1)[0]) for k in state if k.startswith(prefix)}
+    if not ids or ids != set(range(len(ids))):
+        raise CheckpointError(f"predictor blocks '{prefix}i' are missing or not numbered 0..n-1")
+    return len(ids)
+
+
+def _shape(ck: OriginalCheckpoint, key: str, entry: str = "predictor") -> tuple[int, ...]:
+    state = getattr(ck, entry)
+    if key not in state:
+        raise CheckpointError(f"{ck.path}: '{entry}' lacks the key {key!r}")
+    return tuple(state[key].shape)
+
+
+def _predictor_overrides(spec: PublishedModel, ck: OriginalCheckpoint, tokens: int) -> list[str]:
+    """Widths and depths from the tensors; heads and the rest from the release's configs."""
+    p = ck.predictor
+    out = [f"model.predictor.type={spec.predictor}", f"model.predictor.num_heads={spec.num_heads}"]
+    if spec.predictor == "dino_wm":
+        inner = _shape(ck, "transformer.layers.0.0.to_qkv.weight")[0] // 3
+        if "weight" not in ck.action_encoder:
+            raise CheckpointError(f"{ck.path}: a DINO-WM checkpoint needs its separate 'action_encoder'")
+        rows = _shape(ck, "pos_embedding")[1]
+        return out + [
+            f"model.predictor.depth={_count_blocks(p, 'transformer.layers.')}",
+            f"model.predictor.dim_head={inner // spec.num_heads}",
+            f"model.predictor.ffn_dim={_shape(ck, 'transformer.layers.0.1.net.1.weight')[0]}",
+            f"model.predictor.action_emb_dim={ck.action_encoder['weight'].shape[0]}",
+            f"model.predictor.num_frames={rows // tokens}",
+            "model.predictor.context_window=2",
+        ]
+    pred_dim = _shape(ck, "predictor_embed.weight")[0]
+    width = _shape(ck, "predictor_blocks.0.norm1.weight")[0]
+    out += [
+        f"model.predictor.pred_dim={pred_dim}",
+        f"model.predictor.depth={_count_blocks(p, 'predictor_blocks.')}",
+        f"model.predictor.mlp_ratio={_shape(ck, 'predictor_blocks.0.mlp.fc1.weight')[0] / width}",
+        "model.predictor.rope=legacy",
+        "model.predictor.context_window=2",
+    ]
+    if spec.predictor == "vjepa2_ac":
+        out += ["model.predictor.predict_proprio=false", f"model.predictor.normalize_reps={spec.normalize_reps}"]
+    return out
+
+
+def published_config(
+    name: str, ck: OriginalCheckpoint, encoder_checkpoint: str | os.PathLike | None = None
+) -> ExperimentConfig:
+    """The :class:`ExperimentConfig` that rebuilds the released model ``name`` around the tensors of ``ck``."""
+    spec = _spec(name)
+    found = ck.predictor_type
+    if found != spec.predictor:
+        raise CheckpointError(
+            f"{ck.path} holds a {found} predictor, but {name} is a {spec.predictor} model (wrong checkpoint?)"
+        )
+    table, patch = _ENCODER_TABLES[spec.encoder_type]
+    grid = spec.img_size // patch
+    if spec.predictor == "vjepa2_ac":
+        proprio_dim = _shape(ck, "proprio_encoder.weight")[1] if "proprio_encoder.weight" in ck.predictor else 0
+        space = "raw"
+    else:
+        proprio_dim = ck.proprio_encoder["weight"].shape[0] if "weight" in ck.proprio_encoder else 0
+        space = "embedding"
+    mean, std = spec.pixel_norm
+    overrides = [
+        f"env={spec.env}",
+        f"data.frameskip={spec.frameskip}",
+        f"model.encoder.type={spec.encoder_type}",
+        f"model.encoder.name={spec.encoder_name}",
+        f"model.encoder.weights={encoder_checkpoint or 'official'}",
+        f"model.encoder.img_size={spec.img_size}",
+        f"model.encoder.embed_dim={table[spec.encoder_name].embed_dim}",
+        f"model.encoder.grid_size={grid}",
+        f"model.encoder.pixel_mean={list(mean)}",
+        f"model.encoder.pixel_std={list(std)}",
+        f"model.encoder.normalize_output={spec.normalize_reps}",
+        f"model.proprio_space={space}",
+        f"model.proprio_emb_dim={proprio_dim}",
+        *_predictor_overrides(spec, ck, grid * grid),
+        *(f"plan.{k}={v}" for k, v in spec.plan.items()),
+        "plan.action_clip=0",
+    ]
+    return load_config("pointmaze", overrides)
+
+
+def _stats(spec: PublishedModel, stats: dict | None, dataset: str | os.PathLike | None) -> dict[str, Any]:
+    if stats is not None:
+        return stats
+    if dataset is not None:
+        from ..datasets import TrajectoryStore
+
+        store = TrajectoryStore(dataset)
+        a, p = store.action_stats, store.proprio_stats
+        return {"action_mean": a.mean, "action_std": a.std, "proprio_mean": p.mean, "proprio_std": p.std}
+    if spec.stats is None:
+        raise ValueError(
+            f"{spec.name}: the action/proprio normalisation of its training data was not published; pass "
+            "dataset=<that dataset converted with `jepa-wms convert`> or stats={action_mean, action_std, "
+            "proprio_mean, proprio_std}"
+        )
+    return DATA_STATS[spec.stats]
+
+
+def _state_dict(model: WorldModel, ck: OriginalCheckpoint, spec: PublishedModel) -> dict[str, torch.Tensor]:
+    """Our full state dict: the model's own encoder and buffers, the checkpoint's predictor and embeddings."""
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("encoder.") or "_mean" in k or "_std" in k}
+    state.update({f"predictor.{k}": v for k, v in ck.predictor.items()})
+    if spec.predictor == "dino_wm":
+        state.update({f"predictor.action_encoder.{k}": v for k, v in ck.action_encoder.items()})
+    if model.proprio_encoder is not None:
+        state.update({f"proprio_encoder.proj.{k}": v for k, v in ck.proprio_encoder.items()})
+    return state
+
+
+def load(
+    name: str,
+    checkpoint: str | os.PathLike | None = None,
+    encoder_checkpoint: str | os.PathLike | None = None,
+    *,
+    stats: dict | None = None,
+    dataset: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[WorldModel, Preprocessor]:
+    """The released model ``name`` (see ``PUBLISHED_MODELS``) as ``(model, preprocessor)``, in eval mode.
+
+    ``checkpoint``: the original ``.pth.tar`` (local path or URL; default: the release's, via the hub cache).
+    ``encoder_checkpoint``: the frozen encoder's weight file (default: its official URL).
+    ``stats`` / ``dataset``: action/proprio normalisation where the release has none (Wall, Metaworld).
+    Raises CheckpointError for a corrupt file, one holding code, or another model's checkpoint.
+    """
+    model, _ = _build(name, checkpoint, encoder_checkpoint, stats, dataset)
+    model = model.to(device).eval()
+    return model, Preprocessor(model)
+
+
+def _build(name, checkpoint, encoder_checkpoint, stats, dataset) -> tuple[WorldModel, ExperimentConfig]:
+    spec = _spec(name)
+    path = _fetch(spec, checkpoint)
+    ck = read_original_checkpoint(path)
+    cfg = published_config(name, ck, encoder_checkpoint)
+    st = _stats(spec, stats, dataset)
+    proprio_dim = len(st["proprio_mean"])
+    model = build_world_model(
+        cfg.model,
+        raw_action_dim=spec.raw_action_dim,
+        proprio_dim=proprio_dim,
+        frameskip=spec.frameskip,
+        **{k: torch.as_tensor(v, dtype=torch.float32) for k, v in st.items()},
+    )
+    load_state_strict(model, _state_dict(model, ck, spec), path)
+    return model, cfg
+
+
+def export(
+    name: str,
+    out: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    encoder_checkpoint: str | os.PathLike | None = None,
+    *,
+    stats: dict | None = None,
+    dataset: str | os.PathLike | None = None,
+) -> Path:
+    """Write the released model as a jepa-wms checkpoint (encoder included), so ``jepa-wms eval`` plans with it."""
+    model, cfg = _build(name, checkpoint, encoder_checkpoint, stats, dataset)
+    out = Path(out)
+    save_checkpoint(
+        out,
+        {
+            "config": cfg.to_dict(),
+            "env": cfg.env,
+            "env_kwargs": {},
+            "dims": {"raw_action_dim": model.action_mean.numel(), "proprio_dim": model.proprio_mean.numel()},
+            "model": model.state_dict(),
+            "source": {"published_model": name},
+            "epoch": 0,
+            "step": 0,
+        },
+    )
+    return out

@@ -67,6 +67,28 @@ def test_every_embedded_config_loads_for_a_registered_env():
         assert cfg.plan.horizon * cfg.data.frameskip >= cfg.plan.execute * cfg.data.frameskip > 0
 
 
+def test_every_embedded_config_builds_its_model():
+    """Widths, grids and predictor options of every preset fit together (built on the meta device: no memory)."""
+    import torch
+
+    from jepa_wms.config import embedded_configs
+    from jepa_wms.predictors import AdaLNPredictor, DinoWMPredictor, VJepa2ACPredictor
+    from jepa_wms.world_model import build_world_model
+
+    classes = {"adaln": AdaLNPredictor, "dino_wm": DinoWMPredictor, "vjepa2_ac": VJepa2ACPredictor}
+    sizes = {}
+    for name in embedded_configs():
+        cfg = load_config(name)
+        with torch.device("meta"):
+            model = build_world_model(
+                cfg.model, raw_action_dim=2, proprio_dim=4, frameskip=cfg.data.frameskip, load_weights=False
+            )
+        sizes[name] = sum(p.numel() for p in model.predictor.parameters())
+        assert isinstance(model.predictor, classes[cfg.model.predictor.type]), name
+    # The paper's sim JEPA-WM predictor has 17.6 M parameters (depth 6, width 384 + 16 proprio channels).
+    assert round(sizes["pointmaze"] / 1e5) == 176
+
+
 def test_base_configs_merge_section_by_section(tmp_path):
     (tmp_path / "parent.yaml").write_text("env: wall\ntrain: {epochs: 3, batch_size: 8}\nplan: {alpha: 0.5}\n")
     (tmp_path / "child.yaml").write_text("base: parent.yaml\ntrain: {epochs: 7}\n")

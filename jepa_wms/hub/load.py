@@ -176,7 +176,8 @@ def _stats(spec: PublishedModel, stats: dict | None, dataset: str | os.PathLike 
 
 def _state_dict(model: WorldModel, ck: OriginalCheckpoint, spec: PublishedModel) -> dict[str, torch.Tensor]:
     """Our full state dict: the model's own encoder and buffers, the checkpoint's predictor and embeddings."""
-    state = {k: v for k, v in model.state_dict().items() if k.startswith("encoder.") or "_mean" in k or "_std" in k}
+    stats = ("action_mean", "action_std", "proprio_mean", "proprio_std")
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("encoder.") or k in stats}
     state.update({f"predictor.{k}": v for k, v in ck.predictor.items()})
     if spec.predictor == "dino_wm":
         state.update({f"predictor.action_encoder.{k}": v for k, v in ck.action_encoder.items()})

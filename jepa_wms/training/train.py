@@ -129,7 +129,9 @@ def train(
 
     with distributed(device) as (rank, world):
         # ----- data -----
-        store = TrajectoryStore(data_dir, preload={"auto": "auto", "true": True, "false": False}[cfg.data.preload])
+        preload = {"auto": "auto", "true": True, "false": False}[cfg.data.preload]
+        # Pixels go to RAM only once it is known that no latent cache replaces them (see below).
+        store = TrajectoryStore(data_dir, preload=False)
         if store.env != cfg.env:
             raise ValueError(f"dataset {store.path} was collected on env {store.env!r} but the config says {cfg.env!r}")
         train_eps, val_eps = split_episodes(store.num_episodes, cfg.data.val_fraction, cfg.train.seed)
@@ -149,8 +151,10 @@ def train(
         epoch, step = _resume(ckpt_path, model, opt, cfg) if resume and ckpt_path.exists() else (0, 0)
         # A frozen encoder's latents can come from a `jepa-wms encode` cache instead of encoding pixels every step.
         latents, latents_note = resolve_latents(cfg.data.latents, store, model.encoder, cfg.model.encoder)
-        if latents is not None:
-            train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps, latents=latents)
+        if latents is None and preload is not False:
+            store.close()
+            store = TrajectoryStore(data_dir, preload=preload)
+        train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps, latents=latents)
         val_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, val_eps, latents=latents)
         logger = RunLogger(out_dir, enabled=rank == 0)
         logger.truncate_after(step)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .slurm import SlurmOptions
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder: checkpoints/, log.csv (under $CHECKPOINT_ROOT if set)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=5")
+    _add_slurm_flags(t)
 
     e = sub.add_parser("eval", help="plan seeded episodes with a checkpoint and report success")
     e.add_argument("--checkpoint", required=True)
@@ -53,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--device", default="auto")
     e.add_argument("overrides", nargs="*", metavar="key=value", help="plan.*/eval.* overrides, e.g. plan.alpha=0.1")
+    _add_slurm_flags(e)
 
     h = sub.add_parser("hub", help="convert a released JEPA-WMs model into a jepa-wms checkpoint (for eval)")
     h.add_argument("name", nargs="?", help="e.g. jepa_wm_pusht (see --list)")
@@ -69,6 +75,47 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, help="default: runs/demo (Wall), runs/demo-<env>[-quick] otherwise")
     d.add_argument("overrides", nargs="*", metavar="key=value")
     return p
+
+
+_SLURM_FLAGS = {  # flag dest -> SlurmOptions field
+    "partition": "partition",
+    "account": "account",
+    "qos": "qos",
+    "nodes": "nodes",
+    "gpus_per_node": "gpus_per_node",
+    "cpus_per_task": "cpus_per_task",
+    "time": "time_min",
+    "mem": "mem_gb",
+    "job_name": "job_name",
+    "log_folder": "log_folder",
+}
+
+
+def _add_slurm_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("SLURM", "with --slurm the command is submitted as a SLURM job (submitit) instead")
+    g.add_argument("--slurm", action="store_true", help="submit to SLURM (needs the [slurm] extra); prints the job id")
+    g.add_argument("--partition")
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--nodes", type=int, help="nodes (train only; default 1)")
+    g.add_argument("--gpus-per-node", type=int, help="GPUs per node, one training task each (default 1)")
+    g.add_argument("--cpus-per-task", type=int, help="default 8")
+    g.add_argument("--time", type=int, metavar="MIN", help="time limit in minutes (default 1440); requeued on timeout")
+    g.add_argument("--mem", type=float, metavar="GB", help="memory per node (default: the cluster's)")
+    g.add_argument("--job-name", help="default jepa-wms")
+    g.add_argument("--log-folder", help="submitit scripts and logs (default OUT/slurm)")
+
+
+def _slurm_options(args: argparse.Namespace) -> SlurmOptions | None:
+    given = {field: getattr(args, dest) for dest, field in _SLURM_FLAGS.items() if getattr(args, dest) is not None}
+    if not args.slurm:
+        if given:
+            flags = ", ".join("--" + dest.replace("_", "-") for dest in _SLURM_FLAGS if getattr(args, dest) is not None)
+            raise ValueError(f"{flags} only apply with --slurm")
+        return None
+    from .slurm import SlurmOptions
+
+    return SlurmOptions(**given)
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -147,12 +194,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .training import train
 
             cfg = load_config(args.config, args.overrides)
+            slurm = _slurm_options(args)
+            if slurm is not None:
+                from .slurm import submit_train
+
+                job = submit_train(cfg, dataset_path(args.data), checkpoint_path(args.out), slurm, resume=args.resume)
+                print(f"submitted SLURM job {job.job_id} (train); logs: {job.paths.folder}")
+                return 0
             ckpt = train(cfg, dataset_path(args.data), checkpoint_path(args.out), resume=args.resume)
             print(f"checkpoint: {ckpt}")
         elif args.command == "eval":
             from .demo import print_results_table
             from .evaluation import evaluate
 
+            slurm = _slurm_options(args)
+            if slurm is not None:
+                from .slurm import submit_eval
+
+                job = submit_eval(
+                    checkpoint_path(args.checkpoint),
+                    args.out,
+                    slurm,
+                    episodes=args.episodes,
+                    seed=args.seed,
+                    overrides=args.overrides,
+                    device=args.device,
+                )
+                print(f"submitted SLURM job {job.job_id} (eval); logs: {job.paths.folder}")
+                return 0
             res = evaluate(
                 checkpoint_path(args.checkpoint),
                 args.out,
@@ -171,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_demo(args.env, args.out, args.overrides, quick=args.quick, task=args.task)
     except (
         ValueError,
+        ImportError,  # an optional extra is missing (nevergrad, submitit): the message names it
         FileNotFoundError,
         FileExistsError,
         CheckpointError,

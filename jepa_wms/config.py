@@ -139,7 +139,8 @@ class TrainConfig:
 
 @dataclass
 class PlanConfig:
-    planner: str = "cem"
+    planner: str = "cem"  # "cem" | "nevergrad" (needs the [planning] extra)
+    ng_optimizer: str = "NGOpt"  # planner=nevergrad: a nevergrad.optimizers.registry name
     num_samples: int = 300
     iterations: int = 30
     num_elites: int = 10
@@ -186,7 +187,7 @@ _CHOICES = {
     "optim.schedule": ("cosine", "constant"),
     "train.precision": ("auto", "fp32", "bf16"),
     "data.preload": ("auto", "true", "false"),
-    "plan.planner": ("cem",),
+    "plan.planner": ("cem", "nevergrad"),
     "plan.precision": ("auto", "fp32", "bf16"),
     "plan.cost": ("L2", "L1"),
     "eval.video_format": ("gif", "mp4"),

@@ -23,15 +23,24 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_bytes, load_world_model
 from ..config import ExperimentConfig, PlanConfig, config_from_dict
 from ..envs import env_spec, make_env
-from ..planning import CEMPlanner
+from ..planning import CEMPlanner, NevergradPlanner, Planner
 from ..planning.mpc import EpisodeTrace, run_mpc
 from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
 from .media import plot_cost_history, plot_trajectories, write_video
 
 
-def build_planner(plan: PlanConfig) -> CEMPlanner:
+def build_planner(plan: PlanConfig) -> Planner:
     bound = plan.action_clip if plan.action_clip > 0 else None
+    if plan.planner == "nevergrad":
+        return NevergradPlanner(
+            num_samples=plan.num_samples,
+            iterations=plan.iterations,
+            optimizer=plan.ng_optimizer,
+            init_std=plan.init_std,
+            action_low=None if bound is None else -bound,
+            action_high=bound,
+        )
     return CEMPlanner(
         num_samples=plan.num_samples,
         iterations=plan.iterations,
@@ -46,7 +55,13 @@ def _eval_fingerprint(cfg: ExperimentConfig, checkpoint: Path, seed: int) -> str
     key = json.dumps(
         {
             # Batching does not change results (per-episode generators), so a resume may use another chunk size.
-            "plan": {k: v for k, v in cfg.plan.__dict__.items() if k != "episode_chunk"},
+            # ng_optimizer only matters to the nevergrad planner: leaving it out elsewhere keeps the fingerprints
+            # of evaluations made before the field existed.
+            "plan": {
+                k: v
+                for k, v in cfg.plan.__dict__.items()
+                if k != "episode_chunk" and (k != "ng_optimizer" or cfg.plan.planner == "nevergrad")
+            },
             "seed": seed,
             "goals": [cfg.eval.goal_source, cfg.eval.goal_dataset],
             "ckpt": str(checkpoint.resolve()),

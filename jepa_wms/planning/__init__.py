@@ -1,13 +1,14 @@
 """Planning in latent space: planners search action sequences ``(B, S, H, A)`` to minimise a cost ``(B, S)``.
 
-One algorithm per module (``cem``, ``mppi``, ``gradient``), all behind the ``Planner`` protocol of ``base``;
-``objectives`` holds the latent goal costs that, composed with a world-model rollout, form the ``CostFn``.
+One algorithm per module (``cem``, ``mppi``, ``gradient``, ``nevergrad``), all behind the ``Planner`` protocol of
+``base``; ``objectives`` holds the latent goal costs that, composed with a world-model rollout, form the ``CostFn``.
 """
 
 from jepa_wms.planning.base import CostFn, Planner, PlanResult
 from jepa_wms.planning.cem import CEMPlanner
 from jepa_wms.planning.gradient import GradientPlanner
 from jepa_wms.planning.mppi import MPPIPlanner
+from jepa_wms.planning.nevergrad import NevergradPlanner
 from jepa_wms.planning.objectives import VALID_KINDS, goal_cost
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "CostFn",
     "GradientPlanner",
     "MPPIPlanner",
+    "NevergradPlanner",
     "PlanResult",
     "Planner",
     "goal_cost",

@@ -12,6 +12,8 @@ Data flows env → dataset → encoder → predictor → planner → evaluation.
 - ``CEMPlanner`` / ``run_mpc`` / ``goal_cost`` — plan in latent space
 - ``run_demo`` — collect → train → evaluate
 - ``resolve_weights`` — a weight file by local path or URL (cached download)
+- ``hub`` — the released JEPA-WMs models by name: ``jepa_wms.hub.load("jepa_wm_pusht")``
+- ``NevergradPlanner`` — black-box planning with nevergrad (optional extra)
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _EXPORTS = {
     "train": "jepa_wms.training",
     "evaluate": "jepa_wms.evaluation",
     "CEMPlanner": "jepa_wms.planning",
+    "NevergradPlanner": "jepa_wms.planning",
     "goal_cost": "jepa_wms.planning",
     "run_mpc": "jepa_wms.planning.mpc",
     "run_demo": "jepa_wms.demo",
@@ -49,11 +52,16 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+_SUBMODULES = ("hub",)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jepa_wms.{name}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'jepa_wms' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return [*__all__, *_SUBMODULES]

@@ -206,6 +206,13 @@ def test_hubconf_exposes_every_name(tmp_path, encoder_file):
     assert pre.model is model
 
 
+def test_package_exposes_the_hub():
+    import jepa_wms
+
+    assert jepa_wms.hub.load is load and "hub" in dir(jepa_wms)
+    assert jepa_wms.NevergradPlanner.__name__ == "NevergradPlanner"
+
+
 def test_cli_lists_and_exports(tmp_path, encoder_file, capsys):
     from jepa_wms.cli import main
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from jepa_wms.layers import Attention, KVCache, Mlp, RotaryEmbedding3D, frame_causal_mask
-from jepa_wms.predictors.base import ROPE_MODES, LatentPredictor
+from jepa_wms.predictors.base import LatentPredictor
 from jepa_wms.predictors.caches import PredictorCache
 
 __all__ = ["AdaLNBlock", "AdaLNPredictor", "PredictorCache"]
@@ -97,18 +97,12 @@ class AdaLNPredictor(LatentPredictor):
         context_window: int = 0,
     ) -> None:
         super().__init__(embed_dim, action_dim, proprio_emb_dim, grid_size, context_window)
-        for name, value in (("pred_dim", pred_dim), ("depth", depth)):
-            if value < 1:
-                raise ValueError(f"AdaLNPredictor: {name} must be >= 1, got {value}")
+        if pred_dim < 1:
+            raise ValueError(f"AdaLNPredictor: pred_dim must be >= 1, got {pred_dim}")
         total_dim = pred_dim + proprio_emb_dim
-        if num_heads < 1 or total_dim % num_heads != 0:
-            raise ValueError(
-                f"AdaLNPredictor: pred_dim + proprio_emb_dim = {total_dim} must be a multiple of num_heads {num_heads}"
-            )
+        self._check_transformer(depth, total_dim, "pred_dim + proprio_emb_dim", num_heads, rope)
         if init_scale_adaln < 0:
             raise ValueError(f"AdaLNPredictor: init_scale_adaln must be >= 0, got {init_scale_adaln}")
-        if rope not in ROPE_MODES:
-            raise ValueError(f"AdaLNPredictor: rope must be one of {ROPE_MODES}, got {rope!r}")
         self.pred_dim = pred_dim
         self.total_dim = total_dim
 

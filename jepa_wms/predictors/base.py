@@ -83,6 +83,17 @@ class LatentPredictor(nn.Module):
         """Whether outputs include the next proprio embedding (else rollouts keep the last one)."""
         return self.proprio_emb_dim > 0
 
+    def _check_transformer(self, depth: int, width: int, width_name: str, num_heads: int, rope: str) -> None:
+        """Checks shared by the RoPE transformers: ``width`` (named ``width_name``) splits into ``num_heads``."""
+        name = type(self).__name__
+        for key, value in (("depth", depth), (width_name, width)):
+            if value < 1:
+                raise ValueError(f"{name}: {key} must be >= 1, got {value}")
+        if num_heads < 1 or width % num_heads != 0:
+            raise ValueError(f"{name}: {width_name} = {width} must be a multiple of num_heads {num_heads}")
+        if rope not in ROPE_MODES:
+            raise ValueError(f"{name}: rope must be one of {ROPE_MODES}, got {rope!r}")
+
     # ----------------------------------------------------------------------------------------------------
     # To implement.
 

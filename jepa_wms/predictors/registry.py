@@ -25,19 +25,23 @@ def build_predictor(
 
     ``num_frames`` sizes the DINO-WM position table when ``cfg.num_frames`` is 0 (it is the training window).
     """
+    # Every predictor takes these; the rest depend on the architecture.
+    common = dict(
+        embed_dim=embed_dim,
+        action_dim=action_dim,
+        proprio_emb_dim=proprio_emb_dim,
+        grid_size=grid,
+        depth=cfg.depth,
+        num_heads=cfg.num_heads,
+        context_window=cfg.context_window,
+    )
     if cfg.type == "adaln":
         return AdaLNPredictor(
-            embed_dim=embed_dim,
-            action_dim=action_dim,
-            proprio_emb_dim=proprio_emb_dim,
+            **common,
             pred_dim=cfg.pred_dim,
-            depth=cfg.depth,
-            num_heads=cfg.num_heads,
-            grid_size=grid,
             mlp_ratio=cfg.mlp_ratio,
             init_scale_adaln=cfg.init_scale_adaln,
             rope=cfg.rope,
-            context_window=cfg.context_window,
         )
     if cfg.type == "dino_wm":
         frames = cfg.num_frames or num_frames
@@ -48,32 +52,20 @@ def build_predictor(
             )
         width = embed_dim + proprio_emb_dim + cfg.action_emb_dim
         return DinoWMPredictor(
-            embed_dim=embed_dim,
-            action_dim=action_dim,
-            proprio_emb_dim=proprio_emb_dim,
-            grid_size=grid,
+            **common,
             num_frames=frames,
             action_emb_dim=cfg.action_emb_dim,
-            depth=cfg.depth,
-            num_heads=cfg.num_heads,
             dim_head=cfg.dim_head,
             ffn_dim=cfg.ffn_dim or int(cfg.mlp_ratio * width),
             dropout=cfg.dropout,
-            context_window=cfg.context_window,
         )
     if cfg.type == "vjepa2_ac":
         return VJepa2ACPredictor(
-            embed_dim=embed_dim,
-            action_dim=action_dim,
-            proprio_emb_dim=proprio_emb_dim,
+            **common,
             pred_dim=cfg.pred_dim,
-            depth=cfg.depth,
-            num_heads=cfg.num_heads,
-            grid_size=grid,
             mlp_ratio=cfg.mlp_ratio,
             predict_proprio=cfg.predict_proprio,
             normalize_reps=cfg.normalize_reps,
             rope=cfg.rope,
-            context_window=cfg.context_window,
         )
     raise ValueError(f"unknown model.predictor.type {cfg.type!r}; expected one of {PREDICTOR_TYPES}")

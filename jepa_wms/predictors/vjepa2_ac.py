@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jepa_wms.layers import Attention, KVCache, Mlp, RotaryEmbedding3D, frame_causal_mask
-from jepa_wms.predictors.base import ROPE_MODES, LatentPredictor
+from jepa_wms.predictors.base import LatentPredictor
 from jepa_wms.predictors.caches import PredictorCache
 
 __all__ = ["ACBlock", "VJepa2ACPredictor"]
@@ -83,13 +83,7 @@ class VJepa2ACPredictor(LatentPredictor):
         context_window: int = 0,
     ) -> None:
         super().__init__(embed_dim, action_dim, proprio_emb_dim, grid_size, context_window)
-        for name, value in (("pred_dim", pred_dim), ("depth", depth)):
-            if value < 1:
-                raise ValueError(f"VJepa2ACPredictor: {name} must be >= 1, got {value}")
-        if num_heads < 1 or pred_dim % num_heads != 0:
-            raise ValueError(f"VJepa2ACPredictor: pred_dim {pred_dim} must be a multiple of num_heads {num_heads}")
-        if rope not in ROPE_MODES:
-            raise ValueError(f"VJepa2ACPredictor: rope must be one of {ROPE_MODES}, got {rope!r}")
+        self._check_transformer(depth, pred_dim, "pred_dim", num_heads, rope)
         self.pred_dim = pred_dim
         self.normalize_reps = normalize_reps
         self.cond_tokens = 1 + (proprio_emb_dim > 0)

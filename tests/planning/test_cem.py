@@ -7,28 +7,9 @@ import torch
 
 from jepa_wms.planning import CEMPlanner, Planner, PlanResult
 from jepa_wms.planning.cem import fit_elites, select_elites
+from tests.planning.analytic import gens, make_targets, quadratic
 
 B, H, A = 3, 4, 2
-
-
-def make_targets() -> torch.Tensor:
-    """(B, H, A) optima, different per episode and per step."""
-    base = torch.tensor([[0.5, -0.3], [-1.0, 0.8], [0.2, 1.5]])
-    steps = torch.tensor([1.0, -1.0, 0.5, 0.0])
-    return base[:, None, :] * steps[None, :, None] + 0.1 * steps[None, :, None]
-
-
-def quadratic(targets: torch.Tensor):
-    """Row-wise cost: episode b's cost only reads targets[b], so batching cannot leak between episodes."""
-
-    def cost(actions: torch.Tensor) -> torch.Tensor:
-        return ((actions - targets.unsqueeze(1)) ** 2).sum(dim=(2, 3))
-
-    return cost
-
-
-def gens(*seeds: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 def test_converges_to_each_episode_optimum():

@@ -4,25 +4,9 @@ import pytest
 import torch
 
 from jepa_wms.planning import GradientPlanner, Planner
+from tests.planning.analytic import gens, make_targets, quadratic
 
 B, H, A = 3, 4, 2
-
-
-def make_targets() -> torch.Tensor:
-    base = torch.tensor([[0.5, -0.3], [-1.0, 0.8], [0.2, 1.5]])
-    steps = torch.tensor([1.0, -1.0, 0.5, 0.0])
-    return base[:, None, :] * steps[None, :, None] + 0.1 * steps[None, :, None]
-
-
-def quadratic(targets: torch.Tensor):
-    def cost(actions: torch.Tensor) -> torch.Tensor:
-        return ((actions - targets.unsqueeze(1)) ** 2).sum(dim=(2, 3))
-
-    return cost
-
-
-def gens(*seeds: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 def test_sgd_converges_to_each_episode_optimum_despite_noise():

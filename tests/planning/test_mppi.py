@@ -7,25 +7,9 @@ import torch
 
 from jepa_wms.planning import MPPIPlanner, Planner
 from jepa_wms.planning.mppi import fit_weighted, mppi_weights
+from tests.planning.analytic import gens, make_targets, quadratic
 
 B, H, A = 3, 4, 2
-
-
-def make_targets() -> torch.Tensor:
-    base = torch.tensor([[0.5, -0.3], [-1.0, 0.8], [0.2, 1.5]])
-    steps = torch.tensor([1.0, -1.0, 0.5, 0.0])
-    return base[:, None, :] * steps[None, :, None] + 0.1 * steps[None, :, None]
-
-
-def quadratic(targets: torch.Tensor, scale: float = 1.0):
-    def cost(actions: torch.Tensor) -> torch.Tensor:
-        return scale * ((actions - targets.unsqueeze(1)) ** 2).sum(dim=(2, 3))
-
-    return cost
-
-
-def gens(*seeds: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 def test_raw_weights_are_a_softmax_of_negative_cost_over_temperature():

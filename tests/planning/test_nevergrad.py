@@ -12,6 +12,7 @@ from jepa_wms.config import ConfigError, PlanConfig, load_config  # noqa: E402
 from jepa_wms.evaluation.evaluate import build_planner  # noqa: E402
 from jepa_wms.planning import NevergradPlanner, Planner, PlanResult  # noqa: E402
 from jepa_wms.planning.nevergrad import import_nevergrad  # noqa: E402
+from tests.planning.analytic import gens, quadratic  # noqa: E402
 
 B, H, A = 2, 3, 2
 
@@ -19,19 +20,6 @@ B, H, A = 2, 3, 2
 def make_targets() -> torch.Tensor:
     """(B, H, A) optima, different per episode and per step."""
     return torch.tensor([[[0.5, -0.3], [-1.0, 0.8], [0.2, 0.4]], [[0.1, 0.2], [0.3, -0.4], [-0.6, 0.7]]])
-
-
-def quadratic(targets: torch.Tensor):
-    """Row-wise cost: episode b's cost only reads targets[b], so batching cannot leak between episodes."""
-
-    def cost(actions: torch.Tensor) -> torch.Tensor:
-        return ((actions - targets.unsqueeze(1)) ** 2).sum(dim=(2, 3))
-
-    return cost
-
-
-def gens(*seeds: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 def test_finds_each_episode_optimum_of_a_quadratic():

@@ -163,7 +163,9 @@ def test_render_state_does_not_disturb(env):
 
 def test_policy_pushes_the_block():
     stats = measure(lambda: PushTEnv(img_size=8).data_policy(), episodes=4, steps=60)
-    assert stats["moved"] > 0.25 and stats["path"] > 100
+    # A random walk moves the block in ~4 % of steps, ~20 px per 60 steps.
+    assert stats["moved"] > 0.2 and stats["path"] > 60
+    assert 0.15 < stats["action_std"] < 0.26  # the reference dataset's action std is 0.20
     env = PushTEnv(img_size=8)
     policy = default_policy(env)
     assert policy.name == "pusht_noisy_push" and isinstance(policy.params(), dict)

@@ -99,6 +99,9 @@ class ModelConfig:
     # "embedding" = the embedding itself (the original JEPA-WM / DINO-WM models); "raw" = normalised proprio given
     # straight to the predictor, which embeds it (the original V-JEPA-2-AC; proprio_emb_dim > 0 just switches it on)
     proprio_space: str = "decoded"
+    # Channels of a conv decoder from the encoder's tokens back to pixels (coarsest first), trained with the
+    # loss.recon_weight reconstruction term so that a small encoder keeps what the frame shows; [] = none.
+    pixel_decoder: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -113,6 +116,7 @@ class LossConfig:
     vicreg_var_weight: float = 10.0  # the usual 1 leaves the Wall encoder collapsed (see docs)
     vicreg_cov_weight: float = 0.04
     sigreg_projections: int = 256
+    recon_weight: float = 1.0  # pixel reconstruction of each window's first frame (needs model.pixel_decoder)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
-from .encoders import Encoder, build_encoder
+from .encoders import Encoder, PixelDecoder, build_encoder
 from .predictors import LatentPredictor, ProprioDecoder, ProprioEncoder, build_predictor
 
 PROPRIO_SPACES = ("decoded", "embedding", "raw")
@@ -43,6 +43,7 @@ class WorldModel(nn.Module):
         proprio_std: Tensor,
         frameskip: int,
         proprio_space: str = "decoded",
+        pixel_decoder: PixelDecoder | None = None,
     ) -> None:
         super().__init__()
         if proprio_space not in PROPRIO_SPACES:
@@ -54,6 +55,8 @@ class WorldModel(nn.Module):
         self.predictor = predictor
         self.proprio_encoder = proprio_encoder
         self.proprio_decoder = proprio_decoder
+        # Only the reconstruction loss uses it; planning never decodes pixels.
+        self.pixel_decoder = pixel_decoder
         self.frameskip = frameskip
         # Raw per-env-step action stats (A,); a model action is `frameskip` of them concatenated.
         self.register_buffer("action_mean", action_mean.float().clone())
@@ -205,4 +208,7 @@ def build_world_model(
         ones_p if proprio_std is None else torch.as_tensor(proprio_std),
         frameskip,
         cfg.proprio_space,
+        PixelDecoder(encoder.embed_dim, encoder.grid_size, encoder.img_size, cfg.pixel_decoder)
+        if cfg.pixel_decoder
+        else None,
     )

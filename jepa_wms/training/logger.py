@@ -20,6 +20,7 @@ LOG_COLUMNS = [
     "latent_std",
     "grad_norm",
     "samples_per_s",
+    "loss_recon",
 ]
 
 
@@ -31,7 +32,12 @@ class RunLogger:
         if not enabled:
             return
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.csv_path.exists():
+        self.columns = LOG_COLUMNS
+        if self.csv_path.exists():
+            # A resumed run keeps the columns its file was started with (an older version may have had fewer).
+            with open(self.csv_path, newline="") as f:
+                self.columns = next(csv.reader(f), None) or LOG_COLUMNS
+        else:
             with open(self.csv_path, "w", newline="") as f:
                 csv.writer(f).writerow(LOG_COLUMNS)
         try:
@@ -55,7 +61,7 @@ class RunLogger:
             return
         row = {"step": step, "epoch": epoch, "split": split, **values}
         with open(self.csv_path, "a", newline="") as f:
-            csv.writer(f).writerow([_fmt(row.get(c, "")) for c in LOG_COLUMNS])
+            csv.writer(f).writerow([_fmt(row.get(c, "")) for c in self.columns])
         if self._tb is not None:
             for k, v in values.items():
                 self._tb.add_scalar(f"{split}/{k}", v, step)

@@ -46,6 +46,17 @@ def _regularizer(z: Tensor, cfg: LossConfig, generator: torch.Generator) -> tupl
     return z.new_zeros(()), {"latent_std": float(flat.detach().std(0).mean())}
 
 
+def _reconstruction(model: WorldModel, batch: dict[str, Tensor], z: Tensor) -> Tensor:
+    """MSE between each window's first frame, as the encoder sees it, and its decoding from that frame's tokens."""
+    if "pixels" not in batch:
+        raise ValueError(
+            "world_model_loss: model.pixel_decoder reconstructs pixels, but the batch holds cached latents only; "
+            "train with data.latents=off"
+        )
+    target = model.encoder.preprocess(batch["pixels"][:, 0].to(z.device))
+    return F.mse_loss(model.pixel_decoder(z[:, 0]).float(), target)
+
+
 def world_model_loss(
     model: WorldModel, batch: dict[str, Tensor], cfg: LossConfig, generator: torch.Generator
 ) -> tuple[Tensor, dict[str, float]]:
@@ -106,6 +117,10 @@ def world_model_loss(
         stats["loss_proprio"] = float(prop_loss.detach())
     if len(vis_terms) > 1:
         stats["loss_rollout_last"] = float(vis_terms[-1].detach())
+    if model.pixel_decoder is not None:
+        recon = _reconstruction(model, batch, z)
+        loss = loss + cfg.recon_weight * recon
+        stats["loss_recon"] = float(recon.detach())
     # A frozen encoder cannot collapse: its regulariser would only add a constant.
     reg, reg_stats = _regularizer(z, cfg if model.encoder.trainable else LossConfig(regularizer="none"), generator)
     if cfg.regularizer != "none" and model.encoder.trainable:

@@ -150,7 +150,9 @@ def train(
         opt = build_optimizer(model, cfg.optim)
         epoch, step = _resume(ckpt_path, model, opt, cfg) if resume and ckpt_path.exists() else (0, 0)
         # A frozen encoder's latents can come from a `jepa-wms encode` cache instead of encoding pixels every step.
-        latents, latents_note = resolve_latents(cfg.data.latents, store, model.encoder, cfg.model.encoder)
+        # The pixel decoder's reconstruction term needs the frames themselves.
+        setting = "off" if cfg.model.pixel_decoder and cfg.data.latents == "auto" else cfg.data.latents
+        latents, latents_note = resolve_latents(setting, store, model.encoder, cfg.model.encoder)
         if latents is None and preload is not False:
             store.close()
             store = TrajectoryStore(data_dir, preload=preload)

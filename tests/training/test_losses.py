@@ -73,3 +73,28 @@ def test_gradients_reach_encoder_predictor_and_proprio():
     for name in ("encoder", "predictor", "proprio_encoder", "proprio_decoder"):
         grads = [p.grad for p in getattr(m, name).parameters()]
         assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_reconstruction_term_decodes_each_windows_first_frame():
+    torch.manual_seed(0)
+    cfg = load_config("wall", [*TINY, "model.pixel_decoder=[8]", "loss.recon_weight=0.5"])
+    m = build_world_model(cfg.model, raw_action_dim=2, proprio_dim=2, frameskip=2)
+    assert m.pixel_decoder is not None and m.pixel_decoder.img_size == 16
+    _, batch = _setup()
+    loss, stats = world_model_loss(m, batch, cfg.loss, seeded_generator(0))
+    target = m.encoder.preprocess(batch["pixels"][:, 0])
+    recon = torch.nn.functional.mse_loss(m.pixel_decoder(m.encoder.encode_frames(batch["pixels"])[:, 0]), target)
+    assert stats["loss_recon"] == pytest.approx(recon.item(), rel=1e-5)
+    m.pixel_decoder = None  # the same model without the term
+    base, _ = world_model_loss(m, batch, cfg.loss, seeded_generator(0))
+    assert loss.item() == pytest.approx(base.item() + 0.5 * recon.item(), rel=1e-5)
+
+
+def test_reconstruction_needs_pixels():
+    cfg = load_config("wall", [*TINY, "model.pixel_decoder=[8]"])
+    m = build_world_model(cfg.model, raw_action_dim=2, proprio_dim=2, frameskip=2)
+    m.encoder.set_trainable(False)  # cached latents come from a frozen encoder
+    _, batch = _setup()
+    batch["latents"] = m.encoder.encode_frames(batch.pop("pixels"))
+    with pytest.raises(ValueError, match="pixel_decoder reconstructs pixels"):
+        world_model_loss(m, batch, cfg.loss, seeded_generator(0))

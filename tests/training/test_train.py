@@ -58,3 +58,13 @@ def test_nan_in_training_is_a_clear_error(tiny_dataset, tmp_path):
 def test_missing_dataset(tmp_path):
     with pytest.raises(FileNotFoundError, match="trajectories.h5"):
         train(load_config("wall", TINY), tmp_path / "nothing", tmp_path / "out", show_progress=False)
+
+
+def test_pixel_decoder_trains_and_reloads(tiny_dataset, tmp_path):
+    cfg = load_config("wall", [*TINY, "train.epochs=1", "model.pixel_decoder=[8]"])
+    ckpt = train(cfg, tiny_dataset.parent, tmp_path / "run", show_progress=False)
+    model, saved, _ = load_world_model(ckpt)
+    assert saved.model.pixel_decoder == [8] and model.pixel_decoder is not None
+    with open(tmp_path / "run" / "log.csv") as f:
+        recon = [float(r["loss_recon"]) for r in csv.DictReader(f) if r["split"] == "val"]
+    assert recon and recon[0] > 0

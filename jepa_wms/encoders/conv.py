@@ -12,7 +12,8 @@ from jepa_wms.encoders.base import Encoder
 __all__ = ["ConvEncoder"]
 
 
-def _num_groups(channels: int) -> int:
+def num_groups(channels: int) -> int:
+    """GroupNorm groups for a conv stage: the largest of 8, 4, 2, 1 that divides ``channels``."""
     return next(g for g in (8, 4, 2, 1) if channels % g == 0)
 
 
@@ -59,7 +60,7 @@ class ConvEncoder(Encoder):
             )
             stages += [
                 conv,
-                nn.GroupNorm(_num_groups(out_ch), out_ch),
+                nn.GroupNorm(num_groups(out_ch), out_ch),
                 nn.GELU(),
             ]
             in_ch = out_ch

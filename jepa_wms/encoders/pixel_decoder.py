@@ -16,11 +16,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from jepa_wms.encoders.conv import num_groups
+
 __all__ = ["PixelDecoder"]
-
-
-def _num_groups(channels: int) -> int:
-    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
 
 
 class PixelDecoder(nn.Module):
@@ -50,7 +48,7 @@ class PixelDecoder(nn.Module):
             out_ch = channels[min(k, len(channels) - 1)]
             stages += [
                 nn.ConvTranspose2d(in_ch, out_ch, kernel_size=4, stride=2, padding=1),
-                nn.GroupNorm(_num_groups(out_ch), out_ch),
+                nn.GroupNorm(num_groups(out_ch), out_ch),
                 nn.GELU(),
             ]
             in_ch = out_ch

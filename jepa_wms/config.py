@@ -143,8 +143,11 @@ class TrainConfig:
 
 @dataclass
 class PlanConfig:
-    planner: str = "cem"  # "cem" | "nevergrad" (needs the [planning] extra)
+    planner: str = "cem"  # "cem" | "mppi" | "gd" | "adam" | "nevergrad" (needs the [planning] extra)
     ng_optimizer: str = "NGOpt"  # planner=nevergrad: a nevergrad.optimizers.registry name
+    temperature: float = 0.5  # planner=mppi: softmax temperature on normalised costs (the original's value)
+    lr: float = 1.0  # planner=gd|adam: step size on the normalised actions (the original's value)
+    action_noise: float = 0.003  # planner=gd|adam: Gaussian noise std added after every step
     num_samples: int = 300
     iterations: int = 30
     num_elites: int = 10
@@ -191,7 +194,7 @@ _CHOICES = {
     "optim.schedule": ("cosine", "constant"),
     "train.precision": ("auto", "fp32", "bf16"),
     "data.preload": ("auto", "true", "false"),
-    "plan.planner": ("cem", "nevergrad"),
+    "plan.planner": ("cem", "mppi", "gd", "adam", "nevergrad"),
     "plan.precision": ("auto", "fp32", "bf16"),
     "plan.cost": ("L2", "L1"),
     "eval.video_format": ("gif", "mp4"),

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_bytes, load_world_model
 from ..config import ExperimentConfig, PlanConfig, config_from_dict
 from ..envs import env_spec, make_env
-from ..planning import CEMPlanner, NevergradPlanner, Planner
+from ..planning import CEMPlanner, GradientPlanner, MPPIPlanner, NevergradPlanner, Planner
 from ..planning.mpc import EpisodeTrace, run_mpc
 from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
@@ -31,36 +31,38 @@ from .media import plot_cost_history, plot_trajectories, write_video
 
 
 def build_planner(plan: PlanConfig) -> Planner:
+    """The planner ``plan.planner`` names, with the shared sample/iteration budget and action clip."""
     bound = plan.action_clip if plan.action_clip > 0 else None
+    bounds = {"action_low": None if bound is None else -bound, "action_high": bound}
+    budget = {"num_samples": plan.num_samples, "iterations": plan.iterations, "init_std": plan.init_std}
     if plan.planner == "nevergrad":
-        return NevergradPlanner(
-            num_samples=plan.num_samples,
-            iterations=plan.iterations,
-            optimizer=plan.ng_optimizer,
-            init_std=plan.init_std,
-            action_low=None if bound is None else -bound,
-            action_high=bound,
-        )
-    return CEMPlanner(
-        num_samples=plan.num_samples,
-        iterations=plan.iterations,
-        num_elites=plan.num_elites,
-        init_std=plan.init_std,
-        action_low=None if bound is None else -bound,
-        action_high=bound,
-    )
+        return NevergradPlanner(**budget, optimizer=plan.ng_optimizer, **bounds)
+    if plan.planner == "mppi":
+        return MPPIPlanner(**budget, temperature=plan.temperature, **bounds)
+    if plan.planner in ("gd", "adam"):
+        optimizer = "sgd" if plan.planner == "gd" else "adam"
+        return GradientPlanner(**budget, lr=plan.lr, optimizer=optimizer, action_noise=plan.action_noise, **bounds)
+    return CEMPlanner(**budget, num_elites=plan.num_elites, **bounds)
+
+
+# Keys that only one family of planners reads. Leaving them out of other planners' fingerprints keeps evaluations
+# made before a key existed resumable, and lets a CEM result folder ignore e.g. a changed MPPI temperature.
+_PLANNER_ONLY_KEYS = {
+    "ng_optimizer": ("nevergrad",),
+    "temperature": ("mppi",),
+    "lr": ("gd", "adam"),
+    "action_noise": ("gd", "adam"),
+}
 
 
 def _eval_fingerprint(cfg: ExperimentConfig, checkpoint: Path, seed: int) -> str:
     key = json.dumps(
         {
             # Batching does not change results (per-episode generators), so a resume may use another chunk size.
-            # ng_optimizer only matters to the nevergrad planner: leaving it out elsewhere keeps the fingerprints
-            # of evaluations made before the field existed.
             "plan": {
                 k: v
                 for k, v in cfg.plan.__dict__.items()
-                if k != "episode_chunk" and (k != "ng_optimizer" or cfg.plan.planner == "nevergrad")
+                if k != "episode_chunk" and cfg.plan.planner in _PLANNER_ONLY_KEYS.get(k, (cfg.plan.planner,))
             },
             "seed": seed,
             "goals": [cfg.eval.goal_source, cfg.eval.goal_dataset],

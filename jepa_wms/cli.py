@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--img-size", type=int, default=64)
+    c.add_argument(
+        "--policy", default="", help="data policy (default: the env's); Push-T: noisy_push | expert | random_walk"
+    )
     c.add_argument("--out", required=True, help="dataset folder (gets trajectories.h5); under $DATASET_ROOT if set")
     c.add_argument("--overwrite", action="store_true")
 
@@ -51,8 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=5")
     _add_slurm_flags(t)
 
-    e = sub.add_parser("eval", help="plan seeded episodes with a checkpoint and report success")
-    e.add_argument("--checkpoint", required=True)
+    e = sub.add_parser("eval", help="plan seeded episodes with a checkpoint (or the true simulator) and report success")
+    e.add_argument("--checkpoint", default=None, help="a training checkpoint; omit with plan.model=simulator")
+    e.add_argument("--env", default=None, help="without --checkpoint: the env whose simulator plans (e.g. pusht)")
+    e.add_argument("--config", default=None, help="without --checkpoint: config (default: the env's quick demo one)")
+    e.add_argument("--data", default=None, help="dataset for action stats and dset goals (default: collect one)")
     e.add_argument("--episodes", type=int, default=None)
     e.add_argument("--seed", type=int, default=None)
     e.add_argument("--out", required=True)
@@ -173,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 img_size=args.img_size,
                 overwrite=args.overwrite,
+                policy=args.policy,
             )
             print(f"wrote {path}")
         elif args.command == "convert":
@@ -211,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if slurm is not None:
                 from .slurm import submit_eval
 
+                if args.checkpoint is None:
+                    raise ValueError("eval --slurm needs --checkpoint (simulator-only evaluations run locally)")
+
                 job = submit_eval(
                     checkpoint_path(args.checkpoint),
                     args.out,
@@ -223,12 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"submitted SLURM job {job.job_id} (eval); logs: {job.paths.folder}")
                 return 0
             res = evaluate(
-                checkpoint_path(args.checkpoint),
+                None if args.checkpoint is None else checkpoint_path(args.checkpoint),
                 args.out,
                 episodes=args.episodes,
                 seed=args.seed,
                 overrides=args.overrides,
                 device=args.device,
+                env=args.env,
+                config=args.config,
+                data=None if args.data is None else dataset_path(args.data),
             )
             print_results_table(res["env"], res)
             print(f"results: {args.out}/results.json")

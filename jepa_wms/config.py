@@ -29,6 +29,7 @@ class CollectConfig:
     workers: int = 2  # collection processes
     seed: int = 0
     img_size: int = 64  # rendered frame side in pixels
+    policy: str = ""  # data policy ("" = the env's default; Push-T: noisy_push | expert | random_walk)
 
 
 @dataclass
@@ -51,7 +52,8 @@ class DataConfig:
 @dataclass
 class EncoderConfig:
     type: str = "conv"  # "conv": small CNN trained end to end; "dinov2" | "dinov3" | "vjepa" | "vjepa2": frozen
-    # foundation encoder (see `name`; `weights: official` downloads its official file)
+    # foundation encoder (see `name`; `weights: official` downloads its official file); "state": no image, the env's
+    # true state as one token of normalised features (encoders/state.py; embed_dim and grid_size are set from it)
     name: str = ""  # foundation-encoder preset, e.g. dinov2_vits14 (its width/grid must match embed_dim/grid_size)
     weights: str = ""  # official weight file: local path or URL ("" = random init, for tests and benchmarks);
     # type "checkpoint": a jepa-wms training checkpoint whose (frozen) encoder is reused
@@ -64,6 +66,7 @@ class EncoderConfig:
     pixel_mean: list[float] = field(default_factory=list)  # per-channel normalisation; [] = the encoder's own
     pixel_std: list[float] = field(default_factory=list)  # (ImageNet for foundation encoders; DINO-WM used 0.5)
     normalize_output: bool = False  # parameter-free LayerNorm over D of every token (V-JEPA-2-AC's normalize_reps)
+    state_features: str = ""  # type state: the feature layout, an env name ("" = the experiment's `env`)
 
 
 @dataclass
@@ -159,6 +162,10 @@ class PlanConfig:
     action_clip: float = 2.0  # clip planned actions to ±this many data std (0 disables)
     episode_chunk: int = 32  # episodes planned together in one batch
     precision: str = "auto"  # "auto" | "fp32" | "bf16" for planning rollouts (auto: bf16 where the hardware has it)
+    # "world_model": plan with the trained model; "simulator": the oracle, candidates rolled out in the true env
+    model: str = "world_model"
+    sim_cost: str = "state"  # model=simulator: "state" (the env's state_cost) | "pixels" (rendered frame + proprio)
+    sim_workers: int = 0  # model=simulator: rollout processes (0 = one per CPU core); results do not depend on it
 
 
 @dataclass
@@ -197,9 +204,11 @@ _CHOICES = {
     "plan.planner": ("cem", "mppi", "gd", "adam", "nevergrad"),
     "plan.precision": ("auto", "fp32", "bf16"),
     "plan.cost": ("L2", "L1"),
+    "plan.model": ("world_model", "simulator"),
+    "plan.sim_cost": ("state", "pixels"),
     "eval.video_format": ("gif", "mp4"),
     "eval.goal_source": ("env", "dset"),
-    "model.encoder.type": ("conv", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint"),
+    "model.encoder.type": ("conv", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint", "state"),
     "model.predictor.type": ("adaln", "dino_wm", "vjepa2_ac"),
     "model.predictor.rope": ("standard", "legacy"),
     "model.proprio_space": ("decoded", "embedding", "raw"),
@@ -291,7 +300,22 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...
     if cfg.model.predictor.num_frames == 0:
         # Resolved here so a checkpoint's config keeps the table size its weights have.
         cfg.model.predictor.num_frames = cfg.data.num_frames
+    if cfg.model.encoder.type == "state":
+        _resolve_state_encoder(cfg)
     return cfg
+
+
+def _resolve_state_encoder(cfg: ExperimentConfig) -> None:
+    """``model.encoder.type: state``: features default to the env's; width and grid follow from them."""
+    from .encoders.state import state_features  # the encoders import this module
+
+    enc = cfg.model.encoder
+    enc.state_features = enc.state_features or cfg.env
+    try:
+        spec = state_features(enc.state_features)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'model.encoder.state_features' is {enc.state_features!r}: {exc}") from exc
+    enc.embed_dim, enc.grid_size = spec.dim, 1
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:

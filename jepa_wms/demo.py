@@ -64,6 +64,7 @@ def run_demo(
             seed=c.seed,
             img_size=c.img_size,
             show_progress=show_progress,
+            policy=c.policy,
         )
     timings["collect_s"] = time.perf_counter() - t0
 

@@ -6,6 +6,9 @@ visual token or as a token of its own, depending on ``model.predictor.type``). T
 decoded back to normalised proprio (``ProprioDecoder``), and rollouts re-embed that decoded value: the proprio loss
 and the planning cost then live in normalised proprio units, a space that cannot collapse (the original compared
 embeddings of a trainable encoder, which can shrink to zero).
+
+The encoder reads pixels, or for ``model.encoder.type: state`` the env's exact state (``observation_key``): the
+"visual" latent is then one token of normalised state features, and everything downstream is unchanged.
 """
 
 from __future__ import annotations
@@ -70,6 +73,11 @@ class WorldModel(nn.Module):
         return self.frameskip * self.action_mean.numel()
 
     @property
+    def observation_key(self) -> str:
+        """The observation array the encoder reads: ``"pixels"``, or ``"state"`` for a state encoder."""
+        return self.encoder.observation_key
+
+    @property
     def uses_proprio(self) -> bool:
         return self.proprio_encoder is not None or (self.proprio_space == "raw" and self.predictor.proprio_emb_dim > 0)
 
@@ -87,9 +95,20 @@ class WorldModel(nn.Module):
         return ((raw - self.action_mean) / self.action_std).flatten(-2)
 
     # ----- encoding and prediction ---------------------------------------------------------------------------
-    def encode(self, pixels: Tensor, proprio: Tensor | None = None) -> LatentState:
-        """``pixels`` uint8 (B, T, H, W, 3), ``proprio`` raw (B, T, P) → latents (proprio in ``proprio_space``)."""
-        visual = self.encoder.encode_frames(pixels)
+    def encode(
+        self, pixels: Tensor | None, proprio: Tensor | None = None, *, state: Tensor | None = None
+    ) -> LatentState:
+        """``pixels`` uint8 (B, T, H, W, 3), ``proprio`` raw (B, T, P) → latents (proprio in ``proprio_space``).
+
+        A state model (``observation_key == "state"``) reads ``state``, raw env states (B, T, S), instead of pixels.
+        """
+        obs = state if self.encoder.observation_key == "state" else pixels
+        if obs is None:
+            raise ValueError(
+                f"WorldModel.encode: this model's encoder ({type(self.encoder).__name__}) reads "
+                f"'{self.encoder.observation_key}', which was not given"
+            )
+        visual = self.encoder.encode_frames(obs)
         prop = self.normalize_proprio(proprio.float()) if proprio is not None and self.uses_proprio else None
         return LatentState(visual, self.proprio_latent(prop))
 
@@ -181,6 +200,11 @@ def build_world_model(
     pred_cfg = cfg.predictor
     if encoder is None:
         encoder = build_encoder(cfg.encoder, load_weights=load_weights)
+    if cfg.pixel_decoder and encoder.observation_key != "pixels":
+        raise ValueError(
+            f"model.pixel_decoder reconstructs frames from image tokens; a {cfg.encoder.type} encoder reads "
+            f"'{encoder.observation_key}', not pixels: set model.pixel_decoder=[]"
+        )
     raw = cfg.proprio_space == "raw"
     # In the "raw" space the predictor embeds the normalised proprio itself, so its input width is P.
     emb = (proprio_dim if cfg.proprio_emb_dim > 0 else 0) if raw else cfg.proprio_emb_dim

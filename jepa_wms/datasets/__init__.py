@@ -17,6 +17,7 @@ _EXPORTS = {
     "DoorSeekingWalk": "policies",
     "Policy": "policies",
     "default_policy": "policies",
+    "policy_names": "policies",
     "FILENAME": "storage",
     "FORMAT": "storage",
     "FORMAT_VERSION": "storage",
@@ -49,6 +50,7 @@ __all__ = [
     "collect_episode",
     "default_policy",
     "encode_dataset",
+    "policy_names",
     "resolve_path",
     "split_episodes",
 ]
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
     from jepa_wms.datasets.collect import collect, collect_episode
     from jepa_wms.datasets.latents import LatentCache, LatentCacheError, encode_dataset
     from jepa_wms.datasets.normalize import Normalizer
-    from jepa_wms.datasets.policies import AR1RandomWalk, DoorSeekingWalk, Policy, default_policy
+    from jepa_wms.datasets.policies import AR1RandomWalk, DoorSeekingWalk, Policy, default_policy, policy_names
     from jepa_wms.datasets.storage import (
         FILENAME,
         FORMAT,

@@ -29,8 +29,9 @@ def episode_rng(seed: int, episode: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(episode)]))
 
 
-def collect_episode(env: Any, episode: int, seed: int, episode_len: int) -> dict[str, np.ndarray]:
-    """One episode of ``episode_len`` steps (``episode_len + 1`` frames) with the env's default policy.
+def collect_episode(env: Any, episode: int, seed: int, episode_len: int, policy: str = "") -> dict[str, np.ndarray]:
+    """One episode of ``episode_len`` steps (``episode_len + 1`` frames) with the data policy named ``policy``
+    ("" = the env's default, see `jepa_wms.datasets.policies.default_policy`).
 
     Returns raw arrays: pixels uint8 (T, H, W, 3), actions (T-1, A), proprio (T, P), state (T, S).
     """
@@ -41,11 +42,11 @@ def collect_episode(env: Any, episode: int, seed: int, episode_len: int) -> dict
     if hasattr(env, "sample_free_state"):
         start = env.sample_free_state(rng)
     obs, info = env.reset(options={"state": start, "goal": goal})
-    policy = default_policy(env)
-    policy.reset(rng, info["state"])
+    actor = default_policy(env, policy)
+    actor.reset(rng, info["state"])
     pixels, proprio, states, actions = [obs["pixels"]], [obs["proprio"]], [info["state"]], []
     for _ in range(episode_len):
-        action = np.asarray(policy(rng, info["state"]), dtype=np.float32)
+        action = np.asarray(actor(rng, info["state"]), dtype=np.float32)
         obs, _, _, _, info = env.step(action)
         actions.append(action)
         pixels.append(obs["pixels"])
@@ -64,9 +65,8 @@ def _init_worker(env_name: str, env_kwargs: dict[str, Any]) -> None:
     _WORKER_ENV = make_env(env_name, **env_kwargs)
 
 
-def _worker_episode(args: tuple[int, int, int]) -> dict[str, np.ndarray]:
-    episode, seed, episode_len = args
-    return collect_episode(_WORKER_ENV, episode, seed, episode_len)
+def _worker_episode(args: tuple[int, int, int, str]) -> dict[str, np.ndarray]:
+    return collect_episode(_WORKER_ENV, *args)
 
 
 def collect(
@@ -80,6 +80,7 @@ def collect(
     img_size: int = 64,
     show_progress: bool = True,
     overwrite: bool = False,
+    policy: str = "",
 ) -> Path:
     """Collect ``episodes`` episodes of ``episode_len`` steps into ``out_dir/trajectories.h5``.
 
@@ -93,6 +94,9 @@ def collect(
         img_size: rendered frame side in pixels.
         show_progress: show a tqdm bar over episodes.
         overwrite: replace an existing dataset instead of raising FileExistsError.
+        policy: data policy name ("" = the env's default; Push-T: ``noisy_push`` (default), ``expert``,
+            ``random_walk``); an unknown name is a ValueError listing the env's names. The collector metadata
+            records the policy's ``name`` and ``params()``.
     Returns:
         Path of the written file.
     """
@@ -106,22 +110,22 @@ def collect(
         raise FileExistsError(f"dataset {path} already exists; pass overwrite=True to replace it")
     env_kwargs = {"img_size": int(img_size)}
     probe = make_env(spec.name, **env_kwargs)
-    policy = default_policy(probe)
+    actor = default_policy(probe, policy)
     collector = {
-        "policy": policy.name,
-        "params": policy.params(),
+        "policy": actor.name,
+        "params": actor.params(),
         "seed": int(seed),
         "episodes": int(episodes),
         "episode_len": int(episode_len),
     }
-    jobs = [(i, int(seed), int(episode_len)) for i in range(episodes)]
+    jobs = [(i, int(seed), int(episode_len), str(policy)) for i in range(episodes)]
     progress = tqdm(total=episodes, desc=f"collect {spec.name}", unit="ep", disable=not show_progress)
     with TrajectoryWriter(
         path, env=spec.name, env_kwargs=env_kwargs, collector=collector, overwrite=overwrite
     ) as writer:
         if workers == 1:
-            for i, s, n in jobs:
-                writer.add_episode(**collect_episode(probe, i, s, n))
+            for job in jobs:
+                writer.add_episode(**collect_episode(probe, *job))
                 progress.update()
         else:
             ctx = multiprocessing.get_context("spawn")

@@ -222,6 +222,14 @@ def resolve_latents(
     ``auto`` takes a complete cache of this dataset for exactly this encoder when the encoder is frozen; an explicit
     path must be such a cache, else ``LatentCacheError`` says what differs.
     """
+    if encoder.observation_key != "pixels":
+        # A state encoder is a few arithmetic operations on the dataset's /state rows: nothing worth caching.
+        if setting not in ("auto", "off"):
+            raise LatentCacheError(
+                f"data.latents={setting}: a {cfg.type} encoder reads the dataset's '{encoder.observation_key}' rows, "
+                f"not pixels, and has no latent cache; use data.latents=auto or off"
+            )
+        return None, f"training from the dataset's /{encoder.observation_key} rows (model.encoder.type={cfg.type})"
     if setting == "off":
         return None, "training from pixels (data.latents=off)"
     if encoder.trainable:
@@ -295,8 +303,13 @@ def encode_dataset(
         raise ValueError(f"encode_dataset: dtype must be one of {DTYPES}, got {dtype!r}")
     if batch_size < 1:
         raise ValueError(f"encode_dataset: batch_size must be >= 1, got {batch_size}")
-    store = TrajectoryStore(data_dir, preload=False)
     encoder = build_cache_encoder(cfg)
+    if encoder.observation_key != "pixels":
+        raise LatentCacheError(
+            f"model.encoder.type={cfg.model.encoder.type} reads the dataset's '{encoder.observation_key}' rows, not "
+            f"pixels: there is nothing to encode (training reads them directly)"
+        )
+    store = TrajectoryStore(data_dir, preload=False)
     if encoder.trainable:
         raise LatentCacheError(
             f"model.encoder (type {cfg.model.encoder.type!r}) is trainable: its latents change while it trains, so "

@@ -45,6 +45,7 @@ class WindowDataset:
         frameskip: k, env steps between consecutive kept frames (>= 1).
         episodes: episode ids to draw windows from (default: all).
         latents: a complete latent cache of ``store``; batches then hold ``latents`` instead of ``pixels``.
+        pixels: False leaves frames out of the batches entirely (a state-encoder model reads only ``state``).
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class WindowDataset:
         frameskip: int,
         episodes: Sequence[int] | np.ndarray | None = None,
         latents: LatentCache | None = None,
+        pixels: bool = True,
     ):
         if num_frames < 1 or frameskip < 1:
             raise ValueError(f"WindowDataset: need num_frames >= 1 and frameskip >= 1, got {num_frames}, {frameskip}")
@@ -64,6 +66,7 @@ class WindowDataset:
             )
         self.store = store
         self.latents = latents
+        self.pixels = bool(pixels)
         self.num_frames = int(num_frames)
         self.frameskip = int(frameskip)
         ids = np.arange(store.num_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
@@ -100,7 +103,7 @@ class WindowDataset:
         """Windows ``indices`` (B,) as a batch.
 
         Returns:
-            pixels: uint8 (B, T, H, W, 3); without a latent cache.
+            pixels: uint8 (B, T, H, W, 3); without a latent cache, unless ``pixels=False``.
             latents: float32 (B, T, N, D), the cached encoder tokens; with a latent cache, instead of pixels.
             proprio: float32 (B, T, P), normalised.
             actions: float32 (B, T-1, k·A), normalised; the k raw actions between kept frames, in time order.
@@ -114,11 +117,12 @@ class WindowDataset:
         action_rows = self._first[idx][:, None] + self._action_offsets  # (B, (T-1)·k)
         actions = store.action_stats.normalize(store.actions[action_rows])  # (B, (T-1)·k, A)
         b = len(idx)
-        visual = (
-            {"pixels": torch.from_numpy(store.read_pixels(frames))}
-            if self.latents is None
-            else {"latents": torch.from_numpy(self.latents.read(frames))}
-        )
+        if not self.pixels:
+            visual = {}
+        elif self.latents is None:
+            visual = {"pixels": torch.from_numpy(store.read_pixels(frames))}
+        else:
+            visual = {"latents": torch.from_numpy(self.latents.read(frames))}
         return {
             **visual,
             "proprio": torch.from_numpy(store.proprio_stats.normalize(store.proprio[frames]).astype(np.float32)),

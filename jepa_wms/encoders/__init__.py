@@ -1,4 +1,5 @@
-"""Image encoders (uint8 frames -> patch tokens), anti-collapse regularisers and a pixel decoder for trained ones."""
+"""Image encoders (uint8 frames -> patch tokens), a state encoder (env state -> one token of normalised features),
+anti-collapse regularisers and a pixel decoder for trained ones."""
 
 from jepa_wms.encoders.base import Encoder
 from jepa_wms.encoders.conv import ConvEncoder
@@ -8,6 +9,7 @@ from jepa_wms.encoders.from_checkpoint import build_checkpoint_encoder
 from jepa_wms.encoders.pixel_decoder import PixelDecoder
 from jepa_wms.encoders.registry import FOUNDATION_ENCODERS, build_encoder
 from jepa_wms.encoders.regularizers import sigreg, vicreg
+from jepa_wms.encoders.state import STATE_FEATURES, StateEncoder, state_features
 from jepa_wms.encoders.vjepa import VJEPA_MODELS, VJepaEncoder, build_vjepa, load_vjepa_weights
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "DinoV3Encoder",
     "Encoder",
     "PixelDecoder",
+    "STATE_FEATURES",
+    "StateEncoder",
     "VJEPA_MODELS",
     "VJepaEncoder",
     "build_checkpoint_encoder",
@@ -30,5 +34,6 @@ __all__ = [
     "load_dinov3_weights",
     "load_vjepa_weights",
     "sigreg",
+    "state_features",
     "vicreg",
 ]

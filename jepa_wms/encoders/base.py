@@ -26,7 +26,11 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         img_size: side of the square input after preprocessing.
         trainable: False freezes the parameters, keeps the module in eval mode and encodes without autograd.
         mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
+        observation_key: the observation array ``encode_frames`` reads: ``"pixels"`` (every image encoder) or
+            ``"state"`` (``StateEncoder``: the env's exact state).
     """
+
+    observation_key: str = "pixels"
 
     def __init__(
         self,

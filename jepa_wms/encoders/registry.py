@@ -1,6 +1,6 @@
 """``build_encoder(cfg)``: the encoder a config names — a small conv encoder trained end to end, a frozen
-foundation encoder (DINOv2, DINOv3, V-JEPA, V-JEPA 2) loaded from its official weight file, or the frozen encoder
-of a jepa-wms checkpoint.
+foundation encoder (DINOv2, DINOv3, V-JEPA, V-JEPA 2) loaded from its official weight file, the frozen encoder
+of a jepa-wms checkpoint, or the env's true state as normalised features (``state``, no pixels).
 
 ``FOUNDATION_ENCODERS`` is the one list of foundation names: family (the ``model.encoder.type`` it belongs to) and
 official weight URL (what ``model.encoder.weights: official`` downloads, see ``jepa_wms.weights``). The
@@ -19,6 +19,7 @@ from jepa_wms.encoders.conv import ConvEncoder
 from jepa_wms.encoders.dinov2 import DINOV2_MODELS, build_dinov2
 from jepa_wms.encoders.dinov3 import DINOV3_MODELS, build_dinov3
 from jepa_wms.encoders.from_checkpoint import build_checkpoint_encoder
+from jepa_wms.encoders.state import build_state_encoder
 from jepa_wms.encoders.vjepa import VJEPA_MODELS, build_vjepa
 
 _DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2"
@@ -115,6 +116,20 @@ def _build_architecture(cfg: EncoderConfig, load_weights: bool) -> Encoder:
         return encoder
     if cfg.type == "checkpoint":
         return build_checkpoint_encoder(cfg, load_weights=load_weights)
+    if cfg.type == "state":
+        if not cfg.state_features:
+            raise ValueError(
+                "model.encoder.type=state needs model.encoder.state_features=<env name> (a config loaded with "
+                "load_config/config_from_dict fills it in from `env`)"
+            )
+        encoder = build_state_encoder(cfg.state_features, trainable=cfg.trainable)
+        for key, derived in (("embed_dim", encoder.embed_dim), ("grid_size", 1)):
+            if getattr(cfg, key) != derived:
+                raise ValueError(
+                    f"model.encoder.{key}={getattr(cfg, key)} does not match the {cfg.state_features!r} state "
+                    f"features (which give {derived}); set model.encoder.{key}={derived}"
+                )
+        return encoder
     raise ValueError(
-        f"unknown model.encoder.type {cfg.type!r}; expected 'conv', 'checkpoint' or one of {sorted(_BUILDERS)}"
+        f"unknown model.encoder.type {cfg.type!r}; expected 'conv', 'checkpoint', 'state' or one of {sorted(_BUILDERS)}"
     )

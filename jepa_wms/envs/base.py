@@ -55,6 +55,10 @@ class PlanningEnv(Protocol):
     - ``step(action) -> (obs, reward, terminated, truncated, info)``: reward is minus the distance to the
       goal; ``terminated``/``truncated`` are always False because time limits belong to the caller.
       ``info`` holds ``"state"`` (float64 copy), ``"success"`` (bool) and ``"distance"`` (float).
+    - ``advance(action) -> state``: ``step`` without rendering or goal bookkeeping, returning the new exact state
+      (what the simulator oracle rolls candidates out with).
+    - ``state_cost(states (N, S), goal (S,)) -> (N,)``: how far states are from the goal, for planning with the
+      true simulator as the model (``plan.model=simulator``); each env documents its weights.
     - ``get_state()``/``set_state(state)`` are exact: a get after a set returns the same values.
     - ``render()`` draws the current state; ``render_state(state)`` draws any state without touching the env.
       Both return uint8 (H, W, 3) and are deterministic for a given state.
@@ -77,6 +81,10 @@ class PlanningEnv(Protocol):
     @property
     def goal_state(self) -> np.ndarray: ...
 
+    def advance(self, action: np.ndarray) -> np.ndarray: ...
+
+    def state_cost(self, states: np.ndarray, goal: np.ndarray) -> np.ndarray: ...
+
     def render(self) -> np.ndarray: ...
 
     def render_state(self, state: np.ndarray) -> np.ndarray: ...
@@ -91,7 +99,7 @@ class PlanningEnv(Protocol):
 class PlanningEnvBase(gymnasium.Env):
     """The plumbing our envs share: ``reset`` with ``state``/``goal`` options and the goal accessors.
 
-    Subclasses implement the `PlanningEnv` methods plus ``_observation()``.
+    Subclasses implement the `PlanningEnv` methods (``step`` comes from ``advance``) plus ``_observation()``.
     """
 
     _goal: np.ndarray
@@ -117,6 +125,11 @@ class PlanningEnvBase(gymnasium.Env):
         self.set_goal(options["goal"])
         self.set_state(options["state"])
         return self._observation(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        self.advance(action)
+        info = self._info()
+        return self._observation(), -info["distance"], False, False, info
 
     def _info(self) -> dict[str, Any]:
         state = self.get_state()

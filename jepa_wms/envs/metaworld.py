@@ -224,6 +224,12 @@ class MetaworldEnv(PlanningEnvBase):
         """Hand-position distance in metres (state[:3] is the hand xyz)."""
         return float(np.linalg.norm(np.asarray(state, np.float64)[:3] - np.asarray(goal, np.float64)[:3]))
 
+    def state_cost(self, states: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Oracle planning cost in m²: squared hand-position error plus squared error of the first object's
+        position (observation entries 4:7; it stays put on reach tasks, and is what pick/push tasks move)."""
+        s, g = np.asarray(states, np.float64), np.asarray(goal, np.float64)
+        return np.square(s[:, :3] - g[:3]).sum(-1) + np.square(s[:, 4:7] - g[4:7]).sum(-1)
+
     def is_success(self, state: np.ndarray, goal: np.ndarray) -> bool:
         """The simulator's success flag at ``state``; ``goal`` is not needed (the task target is in the state).
 
@@ -239,14 +245,17 @@ class MetaworldEnv(PlanningEnvBase):
         return bool(info["success"])
 
     # -- gymnasium API --------------------------------------------------------------------------------------
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def advance(self, action: np.ndarray) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (4,) or not np.all(np.isfinite(a)):
             raise ValueError(f"MetaworldEnv.step: action must be 4 finite numbers, got {action!r}")
-        info = self._advance(np.clip(a, -1.0, 1.0))
-        state = self.get_state()
+        self._last_success = bool(self._advance(np.clip(a, -1.0, 1.0))["success"])
+        return self.get_state()
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        state = self.advance(action)
         dist = self.distance(state, self._goal)
-        info = {"state": state, "success": bool(info["success"]), "distance": dist}
+        info = {"state": state, "success": self._last_success, "distance": dist}
         return self._observation(), -dist, False, False, info
 
     def _observation(self) -> dict[str, np.ndarray]:

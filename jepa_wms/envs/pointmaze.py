@@ -217,6 +217,11 @@ class PointMazeEnv(PlanningEnvBase):
     def is_success(self, state: np.ndarray, goal: np.ndarray) -> bool:
         return self.distance(state, goal) < SUCCESS_RADIUS
 
+    def state_cost(self, states: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Oracle planning cost: squared distance of the ball to the goal position (velocity ignored, as the
+        success rule ignores it)."""
+        return np.square(np.asarray(states)[:, :2] - np.asarray(goal)[:2]).sum(-1)
+
     # -- state ----------------------------------------------------------------------------------------------
     def _check_state(self, value: Any, what: str) -> np.ndarray:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
@@ -244,14 +249,13 @@ class PointMazeEnv(PlanningEnvBase):
 
     # -- gymnasium API ---------------------------------------------------------------------------------------
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def advance(self, action: np.ndarray) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (2,) or not np.all(np.isfinite(a)):
             raise ValueError(f"PointMazeEnv.step: action must be a finite array of shape (2,), got {action!r}")
         # gymnasium-robotics' PointEnv.step = D4RL's step: clip the action, clip qvel to ±5, simulate.
         self._point.step(np.clip(a, -1.0, 1.0))
-        info = self._info()
-        return self._observation(), -info["distance"], False, False, info
+        return self.get_state()
 
     def render(self) -> np.ndarray:
         return self.render_state(self.get_state())

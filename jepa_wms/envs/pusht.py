@@ -93,6 +93,9 @@ class PushTConfig:
             )
 
 
+ANGLE_PX_PER_RAD = 180.0 / math.pi
+
+
 class PushTSim:
     """One pymunk space holding the walls, the agent and the block, built at a given 7-d state.
 
@@ -230,11 +233,29 @@ class PushTEnv(PlanningEnvBase):
             actions.append(action)
         return state, np.asarray(actions, dtype=np.float32).reshape(steps, 2)
 
-    def data_policy(self) -> Any:
-        """The exploration policy for data collection and "random_action" goals (see `pusht_policy`)."""
-        from jepa_wms.envs.pusht_policy import NoisyPushPolicy
+    def data_policies(self) -> dict[str, Any]:
+        """Factories of the data policies by name; the first, ``noisy_push``, is the default.
 
-        return NoisyPushPolicy(action_scale=self.config.action_scale, max_action=self.config.max_action)
+        ``noisy_push``: `pusht_policy.NoisyPushPolicy`; ``expert``: `pusht_expert.ExpertPushPolicy`, which moves
+        and turns the block towards random target poses; ``random_walk``: `pusht_policy.PushTRandomWalk`.
+        """
+        from jepa_wms.envs.pusht_expert import ExpertPushPolicy
+        from jepa_wms.envs.pusht_policy import NoisyPushPolicy, PushTRandomWalk
+
+        scale, bound = self.config.action_scale, self.config.max_action
+        return {
+            "noisy_push": lambda: NoisyPushPolicy(action_scale=scale, max_action=bound),
+            "expert": lambda: ExpertPushPolicy(action_scale=scale, max_action=bound),
+            "random_walk": lambda: PushTRandomWalk(max_action=bound),
+        }
+
+    def data_policy(self, name: str | None = None) -> Any:
+        """The exploration policy for data collection (``name``: one of `data_policies`; None or "": the default,
+        which also gives the "random_action" goals)."""
+        policies = self.data_policies()
+        if name and name not in policies:
+            raise ValueError(f"unknown data policy {name!r} for pusht; expected one of: {', '.join(policies)}")
+        return policies[name or "noisy_push"]()
 
     # -- success --------------------------------------------------------------------------------------------
     def distance(self, state: np.ndarray, goal: np.ndarray) -> float:
@@ -246,6 +267,15 @@ class PushTEnv(PlanningEnvBase):
         """The reference ``eval_state``: position distance < 20 px and wrapped block angle difference < π/9."""
         angle = angle_difference(np.asarray(state)[4], np.asarray(goal)[4])
         return self.distance(state, goal) < self.config.success_distance and angle < self.config.success_angle
+
+    def state_cost(self, states: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Oracle planning cost in world px²: squared agent and block position errors plus the wrapped angle error
+        at ``ANGLE_PX_PER_RAD`` px per radian (57.3: one degree weighs one pixel; the success rule's 20° is then
+        about as far as its 20 px)."""
+        s, g = np.asarray(states, np.float64), np.asarray(goal, np.float64)
+        d = (s[:, 4] - g[4]) % _TWO_PI
+        angle = np.minimum(d, _TWO_PI - d)
+        return np.square(s[:, :4] - g[:4]).sum(-1) + np.square(ANGLE_PX_PER_RAD * angle)
 
     # -- state ----------------------------------------------------------------------------------------------
     def _check_state(self, value: Any, what: str) -> np.ndarray:
@@ -280,14 +310,13 @@ class PushTEnv(PlanningEnvBase):
         target = np.clip(state[:2] + c.action_scale * a, 0.0, WORLD_SIZE)
         return float(target[0]), float(target[1])
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def advance(self, action: np.ndarray) -> np.ndarray:
         a = np.asarray(action)
         if a.shape != (2,) or not np.all(np.isfinite(a)):
             raise ValueError(f"PushTEnv.step: action must be a finite array of shape (2,), got {action!r}")
         self._sim.step(*self.pd_target(self.get_state(), a))
         self._exact = None
-        info = self._info()
-        return self._observation(), -info["distance"], False, False, info
+        return self.get_state()
 
     def render(self) -> np.ndarray:
         return self.render_state(self.get_state())

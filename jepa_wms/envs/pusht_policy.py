@@ -28,6 +28,10 @@ per episode, std of the action components (units of 100 px)::
 The pushers move the block in 10-16× more steps than the random walk. The default gives up some pushing for
 random segments (3 % chance per step, 3-8 steps each), which show the model agent motion that does not head
 for the block, as planners' candidate actions often do; the noise adds rotation and action diversity.
+
+`jepa_wms.envs.pusht_expert.ExpertPushPolicy` (``PushTEnv.data_policy("expert")``, ``jepa-wms collect --policy
+expert``) pushes towards target poses instead, turning the block 2.5× as much; its docstring compares the three
+Push-T policies (``python bench/pusht_policies.py``, which uses `measure`).
 """
 
 from __future__ import annotations
@@ -254,40 +258,65 @@ class NoisyPushPolicy:
         return {**{k: float(getattr(self, k)) for k in keys}, "random_len": list(self.random_len)}
 
 
-def measure(policy_factory: Any, episodes: int = 100, steps: int = 100, seed: int = 0) -> dict[str, float]:
-    """Block-motion statistics of a policy from `PushTEnv.sample_free_state` starts (see the module doc)."""
+def _quartiles(values: np.ndarray) -> list[float]:
+    return [float(v) for v in np.percentile(values, [25, 50, 75])] if values.size else [math.nan] * 3
+
+
+def measure(
+    policy_factory: Any, episodes: int = 100, steps: int = 100, seed: int = 0, window: int = 30
+) -> dict[str, Any]:
+    """Statistics of a policy's data from `PushTEnv.sample_free_state` starts (see the module doc).
+
+    Returns ``moved`` (fraction of steps in which the block origin moved > 1 px), per-episode means of the
+    centre of gravity's ``path`` length, its ``net`` displacement and the total |``rotation``| (rad), the action
+    std over both components (``action_std``) and per component (``action_std_xy``), the agent-velocity std per
+    component in px/s (``velocity_std_xy``), and [25th, 50th, 75th] percentiles of the block's net translation
+    (px) and |net rotation| (rad) over all ``window``-step windows (``window_translation``, ``window_rotation``)
+    and over whole episodes (``episode_translation``, ``episode_rotation``); for policies that pursue targets
+    (`jepa_wms.envs.pusht_expert.ExpertPushPolicy`), the mean number reached per episode (``targets_reached``).
+    """
     from jepa_wms.envs.pusht import PushTEnv, PushTSim
 
     env = PushTEnv(img_size=8)
-    moved = total = 0
-    path, net, rot, acts = [], [], [], []
+    moved = 0
+    cogs, angles, acts, vels, reached = [], [], [], [], []
     for e in range(episodes):
         rng = np.random.default_rng([seed, e])
         state = env.sample_free_state(rng)
         sim, policy = PushTSim(state), policy_factory()
         policy.reset(rng, state)
-        g0 = g = tee_cog_world(state[2:4], state[4])
-        p = r = 0.0
+        cog, angle = [tee_cog_world(state[2:4], state[4])], [float(state[4])]
         for _ in range(steps):
             a = np.asarray(policy(rng, state), dtype=np.float64)
             acts.append(a)
             sim.step(*env.pd_target(state, a))
             new = sim.state()
-            g_new = tee_cog_world(new[2:4], new[4])
-            step_len = float(np.linalg.norm(g_new - g))
-            dang = (new[4] - state[4] + math.pi) % (2 * math.pi) - math.pi
             moved += float(np.linalg.norm(new[2:4] - state[2:4])) > 1.0
-            total += 1
-            p, r, g, state = p + step_len, r + abs(dang), g_new, new
-        path.append(p)
-        net.append(float(np.linalg.norm(g - g0)))
-        rot.append(r)
+            cog.append(tee_cog_world(new[2:4], new[4]))
+            angle.append(angle[-1] + (new[4] - state[4] + math.pi) % (2 * math.pi) - math.pi)  # unwrapped
+            vels.append(new[5:7])
+            state = new
+        cogs.append(cog)
+        angles.append(angle)
+        if hasattr(policy, "targets_reached"):
+            reached.append(policy.targets_reached)
+    g, th = np.asarray(cogs), np.asarray(angles)  # (E, T+1, 2), (E, T+1)
+    actions, velocities = np.asarray(acts), np.asarray(vels)
+    w = min(window, steps)
+    extra = {"targets_reached": float(np.mean(reached))} if reached else {}
     return {
-        "moved": moved / total,
-        "path": float(np.mean(path)),
-        "net": float(np.mean(net)),
-        "rotation": float(np.mean(rot)),
-        "action_std": float(np.std(np.asarray(acts))),
+        "moved": moved / (episodes * steps),
+        "path": float(np.linalg.norm(np.diff(g, axis=1), axis=-1).sum(axis=1).mean()),
+        "net": float(np.linalg.norm(g[:, -1] - g[:, 0], axis=-1).mean()),
+        "rotation": float(np.abs(np.diff(th, axis=1)).sum(axis=1).mean()),
+        "action_std": float(np.std(actions)),
+        "action_std_xy": [float(v) for v in actions.std(axis=0)],
+        "velocity_std_xy": [float(v) for v in velocities.std(axis=0)],
+        "window_translation": _quartiles(np.linalg.norm(g[:, w:] - g[:, :-w], axis=-1).ravel()),
+        "window_rotation": _quartiles(np.abs(th[:, w:] - th[:, :-w]).ravel()),
+        "episode_translation": _quartiles(np.linalg.norm(g[:, -1] - g[:, 0], axis=-1)),
+        "episode_rotation": _quartiles(np.abs(th[:, -1] - th[:, 0])),
+        **extra,
     }
 
 
@@ -301,4 +330,7 @@ if __name__ == "__main__":  # pragma: no cover - the measurement behind the modu
     }
     for label, factory in variants.items():
         stats = measure(factory)
-        print(f"{label:30s}" + "  ".join(f"{k} {v:.3g}" for k, v in stats.items()))
+        print(
+            f"{label:30s}"
+            + "  ".join(f"{k} {stats[k]:.3g}" for k in ("moved", "path", "net", "rotation", "action_std"))
+        )

@@ -269,6 +269,10 @@ class WallEnv(PlanningEnvBase):
     def is_success(self, state: np.ndarray, goal: np.ndarray) -> bool:
         return self.distance(state, goal) < self.config.success_radius
 
+    def state_cost(self, states: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Oracle planning cost: squared distance of the dot to the goal's, in arena units²."""
+        return np.square(np.asarray(states)[:, :2] - np.asarray(goal)[:2]).sum(-1)
+
     # -- state ----------------------------------------------------------------------------------------------
     def get_state(self) -> np.ndarray:
         return self._state.copy()
@@ -281,13 +285,12 @@ class WallEnv(PlanningEnvBase):
 
     # -- gymnasium API ---------------------------------------------------------------------------------------
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def advance(self, action: np.ndarray) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (2,) or not np.all(np.isfinite(a)):
             raise ValueError(f"WallEnv.step: action must be a finite array of shape (2,), got {action!r}")
         self._state = np.array(_move(*self._state.tolist(), *a.tolist(), self.config))
-        info = self._info()
-        return self._observation(), -info["distance"], False, False, info
+        return self._state.copy()
 
     def render(self) -> np.ndarray:
         return self.render_state(self._state)

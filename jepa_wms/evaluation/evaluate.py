@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write_bytes, load_world_model
-from ..config import ExperimentConfig, PlanConfig, config_from_dict
+from ..checkpoint import atomic_write_bytes
+from ..config import ExperimentConfig, PlanConfig
 from ..envs import env_spec, make_env
 from ..planning import CEMPlanner, GradientPlanner, MPPIPlanner, NevergradPlanner, Planner
 from ..planning.mpc import EpisodeTrace, run_mpc
 from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
 from .media import plot_cost_history, plot_trajectories, write_video
+from .setup import evaluation_setup
 
 
 def build_planner(plan: PlanConfig) -> Planner:
@@ -55,19 +56,27 @@ _PLANNER_ONLY_KEYS = {
 }
 
 
-def _eval_fingerprint(cfg: ExperimentConfig, checkpoint: Path, seed: int) -> str:
+# Keys that only the simulator oracle reads; `model` stays out of a world model's fingerprint so that folders made
+# before it existed still resume.
+_SIMULATOR_ONLY_KEYS = ("model", "sim_cost")
+
+
+def _eval_fingerprint(cfg: ExperimentConfig, identity: dict[str, Any], seed: int) -> str:
+    simulator = cfg.plan.model == "simulator"
     key = json.dumps(
         {
-            # Batching does not change results (per-episode generators), so a resume may use another chunk size.
+            # Batching and worker counts do not change results (per-episode generators, exact simulator), so a
+            # resume may use others.
             "plan": {
                 k: v
                 for k, v in cfg.plan.__dict__.items()
-                if k != "episode_chunk" and cfg.plan.planner in _PLANNER_ONLY_KEYS.get(k, (cfg.plan.planner,))
+                if k not in ("episode_chunk", "sim_workers")
+                and cfg.plan.planner in _PLANNER_ONLY_KEYS.get(k, (cfg.plan.planner,))
+                and (simulator or k not in _SIMULATOR_ONLY_KEYS)
             },
             "seed": seed,
             "goals": [cfg.eval.goal_source, cfg.eval.goal_dataset],
-            "ckpt": str(checkpoint.resolve()),
-            "mtime": checkpoint.stat().st_mtime_ns,
+            **identity,
         },
         sort_keys=True,
     )
@@ -110,7 +119,8 @@ def plan_episodes(
     first, goals, specs = [], [], []
     for env, k in zip(envs, indices, strict=True):
         start, goal = episode_start_goal(env, seed, k, dataset_goals)
-        goals.append(env.reset(options={"state": goal, "goal": goal})[0])
+        goal_obs, info = env.reset(options={"state": goal, "goal": goal})
+        goals.append({**goal_obs, "state": info["state"]})
         first.append(env.reset(options={"state": start, "goal": goal})[0])
         specs.append((start, goal))
     traces = run_mpc(
@@ -182,7 +192,7 @@ def summarize(records: Sequence[dict]) -> dict[str, Any]:
 
 
 def evaluate(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     out_dir: str | Path,
     *,
     episodes: int | None = None,
@@ -190,31 +200,35 @@ def evaluate(
     overrides: Sequence[str] = (),
     device: str = "auto",
     show_progress: bool = True,
+    env: str | None = None,
+    config: str | Path | None = None,
+    data: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on seeded episodes; ``overrides`` (``plan.*``, ``eval.*`` keys) change the protocol.
-    Returns the summary that is also written to ``out_dir/results.json``."""
-    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    With ``plan.model=simulator`` the true simulator plans instead of the model (the protocol's ceiling); it needs
+    no checkpoint: then ``env`` and/or ``config`` say what to run, and ``data`` (else a dataset collected into
+    ``out_dir/data``) gives the action statistics and ``dset`` goals. Returns the summary that is also written to
+    ``out_dir/results.json``."""
+    out_dir = Path(out_dir)
     dev = resolve_device(device)
-    model, cfg, ckpt = load_world_model(checkpoint, dev)
-    bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(("plan.", "eval."))]
-    if bad:
-        raise ValueError(f"evaluation overrides may only change plan.* and eval.* keys, got {bad[0]!r}")
-    cfg = config_from_dict(cfg.to_dict(), overrides)
+    setup = evaluation_setup(
+        checkpoint, out_dir, overrides, dev, env=env, config=config, data=data, show_progress=show_progress
+    )
+    model, cfg, env_kwargs = setup.model, setup.cfg, setup.env_kwargs
     n = cfg.eval.episodes if episodes is None else episodes
     seed = cfg.eval.seed if seed is None else seed
     dtype = resolve_dtype(cfg.plan.precision, dev, training=False)
-    env_kwargs = dict(ckpt.get("env_kwargs", cfg.env_kwargs))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonl = out_dir / "episodes.jsonl"
     meta_path = out_dir / "eval_meta.json"
-    fingerprint = _eval_fingerprint(cfg, checkpoint, seed)
+    fingerprint = _eval_fingerprint(cfg, setup.identity, seed)
     if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") != fingerprint:
         raise FileExistsError(
             f"{out_dir} holds an evaluation with another checkpoint, seed or planner setting; use a new --out"
         )
     atomic_write_bytes(meta_path, json.dumps({"fingerprint": fingerprint}).encode())
-    dataset_goals = _dataset_goals(cfg, ckpt)
+    dataset_goals = _dataset_goals(cfg, setup.dataset)
     done = _load_done(jsonl)
     todo = [k for k in range(n) if k not in done]
     chunk = max(1, cfg.plan.episode_chunk)
@@ -229,12 +243,14 @@ def evaluate(
         bar.update(len(indices))
         bar.set_postfix(success=f"{np.mean([r['success'] for r in done.values()]):.2f}")
     bar.close()
+    if hasattr(model, "close"):
+        model.close()  # the simulator's worker processes
 
     records = [done[k] for k in range(n)]
     summary = {
         **summarize(records),
         "seed": seed,
-        "checkpoint": str(checkpoint),
+        "checkpoint": None if checkpoint is None else str(checkpoint),
         "env": cfg.env,
         "plan": cfg.plan.__dict__,
     }
@@ -252,10 +268,9 @@ def evaluate(
     return summary
 
 
-def _dataset_goals(cfg: ExperimentConfig, ckpt: dict) -> DatasetGoals | None:
+def _dataset_goals(cfg: ExperimentConfig, path: str) -> DatasetGoals | None:
     if cfg.eval.goal_source != "dset":
         return None
-    path = cfg.eval.goal_dataset or ckpt.get("dataset", {}).get("path", "")
     if not path:
         raise ValueError("eval.goal_source=dset needs eval.goal_dataset=<dataset folder> for this checkpoint")
     return DatasetGoals(path, env_spec(cfg.env).eval_steps, cfg.data.val_fraction, cfg.train.seed)

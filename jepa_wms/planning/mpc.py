@@ -12,6 +12,7 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,15 +67,37 @@ def latent_goal_cost_fn(
     return cost
 
 
+class LatentDynamics:
+    """A `WorldModel` as the loop drives it: observations are encoded, candidates scored in latent space. The
+    simulator oracle (`jepa_wms.planning.simulator.SimulatorModel`) offers the same four members."""
+
+    def __init__(self, model: WorldModel, device: torch.device, autocast_ctx: Callable) -> None:
+        self.model, self.device, self.autocast_ctx = model.eval(), device, autocast_ctx
+        self.frameskip, self.action_dim = model.frameskip, model.action_dim
+
+    def denormalize_actions(self, actions: Tensor) -> Tensor:
+        return self.model.denormalize_actions(actions)
+
+    def observe(self, obs: Sequence[dict]) -> LatentState:
+        return _observe(self.model, obs, self.device)
+
+    def cost_fn(self, current: LatentState, goal: LatentState, alpha: float, kind: str) -> CostFn:
+        return latent_goal_cost_fn(self.model, current, goal, alpha, kind, self.autocast_ctx)
+
+
 def _observe(model: WorldModel, obs: Sequence[dict], device: torch.device) -> LatentState:
-    pixels = torch.from_numpy(np.stack([o["pixels"] for o in obs]))[:, None].to(device)
     proprio = torch.from_numpy(np.stack([o["proprio"] for o in obs]).astype(np.float32))[:, None].to(device)
+    if model.observation_key == "state":
+        # A state model encodes the exact env state, in float32 as the dataset's /state rows it was trained on.
+        state = torch.from_numpy(np.stack([o["state"] for o in obs]).astype(np.float32))[:, None].to(device)
+        return model.encode(None, proprio, state=state)
+    pixels = torch.from_numpy(np.stack([o["pixels"] for o in obs]))[:, None].to(device)
     return model.encode(pixels, proprio)
 
 
 @torch.no_grad()
 def run_mpc(
-    model: WorldModel,
+    model: WorldModel | Any,
     envs: Sequence,
     first_obs: Sequence[dict],
     goal_obs: Sequence[dict],
@@ -90,32 +113,35 @@ def run_mpc(
     device: torch.device | str = "cpu",
 ) -> list[EpisodeTrace]:
     """Drive ``envs`` (one per episode, already reset to their start states) towards their goals for ``total_steps``
-    env steps. ``goal_obs`` are the goal observations (pixels + proprio). Returns one trace per episode."""
+    env steps. ``goal_obs`` are the goal observations (pixels + proprio, and ``state``: the goal's exact env state).
+    ``model`` is a `WorldModel` or the simulator oracle. Returns one trace per episode."""
     device = torch.device(device)
-    model.eval()
+    dyn = LatentDynamics(model, device, autocast_ctx) if isinstance(model, WorldModel) else model
     traces = [
         EpisodeTrace(frames=[o["pixels"]], states=[env.unwrapped.get_state()])
         for env, o in zip(envs, first_obs, strict=True)
     ]
-    goal = _observe(model, goal_obs, device)
-    obs = list(first_obs)
+    goal = dyn.observe(goal_obs)
+    # Observations carry the exact env state too: state-based models and the simulator oracle read it.
+    obs = [{**o, "state": env.unwrapped.get_state()} for env, o in zip(envs, first_obs, strict=True)]
     steps_left, warm = total_steps, None
-    frameskip = model.frameskip
+    frameskip = dyn.frameskip
     while steps_left > 0:
         plan_len = min(horizon, math.ceil(steps_left / frameskip))
-        cost_fn = latent_goal_cost_fn(model, _observe(model, obs, device), goal, alpha, cost_kind, autocast_ctx)
+        cost_fn = dyn.cost_fn(dyn.observe(obs), goal, alpha, cost_kind)
         if warm is not None and warm.shape[1] != plan_len:
             warm = warm[:, :plan_len]
-        result = planner.plan(cost_fn, len(envs), plan_len, model.action_dim, generators, init_mean=warm, device=device)
+        result = planner.plan(cost_fn, len(envs), plan_len, dyn.action_dim, generators, init_mean=warm, device=device)
         k = min(execute, plan_len)
-        raw = model.denormalize_actions(result.actions[:, :k]).flatten(1, 2).cpu().numpy()  # (B, k·f, A)
+        raw = dyn.denormalize_actions(result.actions[:, :k]).flatten(1, 2).cpu().numpy()  # (B, k·f, A)
         for b, env in enumerate(envs):
             traces[b].cost_histories.append(result.cost_history[b].cpu().numpy())
             traces[b].plan_seconds += result.elapsed_s / len(envs)
             for action in raw[b, : min(steps_left, raw.shape[1])]:
-                obs[b], *_ = env.step(action)
-                traces[b].frames.append(obs[b]["pixels"])
-                traces[b].states.append(env.unwrapped.get_state())
+                o, _, _, _, info = env.step(action)
+                obs[b] = {**o, "state": info["state"]}
+                traces[b].frames.append(o["pixels"])
+                traces[b].states.append(info["state"])
         steps_left -= k * frameskip
         # Warm start: the unexecuted tail of this plan, padded with zeros (the normalised data mean).
         tail = result.actions[:, k:]

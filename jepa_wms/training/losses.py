@@ -61,8 +61,8 @@ def world_model_loss(
     model: WorldModel, batch: dict[str, Tensor], cfg: LossConfig, generator: torch.Generator
 ) -> tuple[Tensor, dict[str, float]]:
     """Loss on a batch of windows: ``pixels`` (B,T,H,W,3) uint8, or ``latents`` (B,T,N,D) cached by a frozen encoder,
-    and ``proprio`` (B,T,P) and ``actions`` (B,T−1,A) normalised. ``generator`` draws the rollout's context length
-    (seeded per step, so resumed runs match)."""
+    or for a state encoder ``state`` (B,T,S) raw, and ``proprio`` (B,T,P) and ``actions`` (B,T−1,A) normalised.
+    ``generator`` draws the rollout's context length (seeded per step, so resumed runs match)."""
     actions = batch["actions"]
     if "latents" in batch:
         z = batch["latents"]
@@ -78,7 +78,10 @@ def world_model_loss(
                 f"(B, T, N={enc.num_tokens}, D={enc.embed_dim}) for this encoder"
             )
     else:
-        z = model.encoder.encode_frames(batch["pixels"])
+        key = model.encoder.observation_key  # "pixels", or "state" for a state encoder
+        if key not in batch:
+            raise ValueError(f"world_model_loss: model.encoder reads '{key}', which the batch lacks ({sorted(batch)})")
+        z = model.encoder.encode_frames(batch[key])
     num_frames = z.shape[1]
     proprio = model.proprio_latent(batch["proprio"]) if model.uses_proprio else None
     enc = LatentState(z, proprio)

@@ -32,8 +32,9 @@ class TrainingError(RuntimeError):
 
 
 def build_from_store(cfg: ExperimentConfig, store: TrajectoryStore) -> WorldModel:
+    """The model ``cfg`` describes, with the dataset's normalisation stats (a state encoder's too, from ``/state``)."""
     a, p = store.action_stats, store.proprio_stats
-    return build_world_model(
+    model = build_world_model(
         cfg.model,
         raw_action_dim=store.action_dim,
         proprio_dim=store.proprio_dim,
@@ -43,6 +44,10 @@ def build_from_store(cfg: ExperimentConfig, store: TrajectoryStore) -> WorldMode
         proprio_mean=torch.as_tensor(p.mean),
         proprio_std=torch.as_tensor(p.std),
     )
+    if model.observation_key == "state":
+        # Over every frame, as the writer computes the action/proprio stats; the buffers travel in the checkpoint.
+        model.encoder.fit(store.state)
+    return model
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -153,11 +158,14 @@ def train(
         # The pixel decoder's reconstruction term needs the frames themselves.
         setting = "off" if cfg.model.pixel_decoder and cfg.data.latents == "auto" else cfg.data.latents
         latents, latents_note = resolve_latents(setting, store, model.encoder, cfg.model.encoder)
-        if latents is None and preload is not False:
+        # A state encoder reads the /state rows (always in RAM): its windows never touch the pixels.
+        pixels = model.observation_key == "pixels"
+        if latents is None and pixels and preload is not False:
             store.close()
             store = TrajectoryStore(data_dir, preload=preload)
-        train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps, latents=latents)
-        val_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, val_eps, latents=latents)
+        windows = {"latents": latents, "pixels": pixels}
+        train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps, **windows)
+        val_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, val_eps, **windows)
         logger = RunLogger(out_dir, enabled=rank == 0)
         logger.truncate_after(step)
         if rank == 0:

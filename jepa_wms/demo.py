@@ -35,7 +35,7 @@ def run_demo(
     ``quick`` picks the CPU-sized config; ``task`` selects the Metaworld task (default ``reach``). ``out``
     defaults to ``runs/demo`` for Wall and ``runs/demo-<env>[-<task>][-quick]`` otherwise.
     """
-    from .datasets import collect
+    from .datasets import collect_for_config
     from .evaluation import evaluate
     from .training import train
 
@@ -53,19 +53,7 @@ def run_demo(
 
     t0 = time.perf_counter()
     data_dir = out / "data"
-    if not (data_dir / "trajectories.h5").exists():
-        c = cfg.collect
-        collect(
-            cfg.env,
-            c.episodes,
-            data_dir,
-            episode_len=c.episode_len,
-            workers=c.workers,
-            seed=c.seed,
-            img_size=c.img_size,
-            show_progress=show_progress,
-            policy=c.policy,
-        )
+    collect_for_config(cfg, data_dir, show_progress)
     timings["collect_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

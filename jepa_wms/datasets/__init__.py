@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "collect": "collect",
     "collect_episode": "collect",
+    "collect_for_config": "collect",
     "Normalizer": "normalize",
     "AR1RandomWalk": "policies",
     "DoorSeekingWalk": "policies",
@@ -48,6 +49,7 @@ __all__ = [
     "WindowDataset",
     "collect",
     "collect_episode",
+    "collect_for_config",
     "default_policy",
     "encode_dataset",
     "policy_names",
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from jepa_wms.datasets.collect import collect, collect_episode
+    from jepa_wms.datasets.collect import collect, collect_episode, collect_for_config
     from jepa_wms.datasets.latents import LatentCache, LatentCacheError, encode_dataset
     from jepa_wms.datasets.normalize import Normalizer
     from jepa_wms.datasets.policies import AR1RandomWalk, DoorSeekingWalk, Policy, default_policy, policy_names
@@ -76,9 +78,13 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'jepa_wms.datasets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"jepa_wms.datasets.{module}"), name)
-    globals()[name] = value
-    return value
+    loaded = importlib.import_module(f"jepa_wms.datasets.{module}")
+    # Importing the submodule `collect` binds the package attribute `collect` to it; rebinding every export of the
+    # module keeps `jepa_wms.datasets.collect` the function whichever export was asked for first.
+    for export, source in _EXPORTS.items():
+        if source == module:
+            globals()[export] = getattr(loaded, export)
+    return globals()[name]
 
 
 def __dir__() -> list[str]:

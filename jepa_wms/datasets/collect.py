@@ -136,3 +136,24 @@ def collect(
                     progress.update()
     progress.close()
     return path
+
+
+def collect_for_config(cfg: Any, out_dir: str | os.PathLike, show_progress: bool = True) -> Path:
+    """``out_dir/trajectories.h5`` of ``cfg.env`` collected with the config's ``collect`` settings, unless one is
+    already there (a demo or simulator evaluation that is run again reuses its data)."""
+    path = resolve_path(out_dir)
+    if path.exists():
+        return path
+    c = cfg.collect
+    return collect(
+        cfg.env,
+        c.episodes,
+        out_dir,
+        episode_len=c.episode_len,
+        workers=c.workers,
+        seed=c.seed,
+        img_size=c.img_size,
+        show_progress=show_progress,
+        policy=c.policy,
+    )
+

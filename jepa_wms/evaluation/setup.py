@@ -83,7 +83,7 @@ def _without_checkpoint(
     data: str | Path | None,
     show_progress: bool,
 ) -> EvalSetup:
-    from ..datasets import TrajectoryStore, collect
+    from ..datasets import TrajectoryStore, collect_for_config
     from ..demo import DEMO_ENVS, demo_config_name
 
     if env is None and config is None:
@@ -103,20 +103,7 @@ def _without_checkpoint(
             "(or pass --checkpoint)"
         )
     if data is None:
-        data = out_dir / "data"
-        if not (data / "trajectories.h5").exists():
-            c = cfg.collect
-            collect(
-                cfg.env,
-                c.episodes,
-                data,
-                episode_len=c.episode_len,
-                workers=c.workers,
-                seed=c.seed,
-                img_size=c.img_size,
-                policy=c.policy,
-                show_progress=show_progress,
-            )
+        data = collect_for_config(cfg, out_dir / "data", show_progress)
     store = TrajectoryStore(data, preload=False)
     if store.env != cfg.env:
         raise ValueError(f"evaluate: dataset {store.path} holds env {store.env!r}, the config plans {cfg.env!r}")

@@ -83,3 +83,13 @@ def test_default_wall_policy_crosses_the_door_often():
             rooms.add(env.room(state))
         crossed.append({-1, 1} <= rooms)
     assert np.mean(crossed) >= 0.3, np.mean(crossed)
+
+
+def test_collect_stays_the_function_whichever_export_is_imported_first():
+    import subprocess
+    import sys
+
+    code = "from jepa_wms.datasets import collect_for_config\nfrom jepa_wms.datasets import collect\n"
+    code += "assert callable(collect)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

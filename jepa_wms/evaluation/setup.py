@@ -119,5 +119,7 @@ def _without_checkpoint(
         workers=cfg.plan.sim_workers,
     )
     store.close()
-    identity = {"dataset": str(store.path.resolve()), "config": cfg.to_dict()}
+    # plan/eval keys enter the fingerprint on their own terms (worker counts, chunk sizes excluded).
+    config = {k: v for k, v in cfg.to_dict().items() if k not in ("plan", "eval")}
+    identity = {"dataset": str(store.path.resolve()), "config": config}
     return EvalSetup(model, cfg, dict(store.env_kwargs), str(store.path), identity)

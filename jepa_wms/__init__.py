@@ -8,7 +8,8 @@ Data flows env → dataset → encoder → predictor → planner → evaluation.
 - ``encode_dataset`` — pre-encode a dataset with a frozen encoder (a latent cache training reads instead of pixels)
 - ``load_config`` / ``ExperimentConfig`` — typed configs with ``key=value`` overrides
 - ``build_world_model`` / ``WorldModel`` / ``load_world_model`` — ``encode`` observations, ``rollout`` actions
-- ``train`` — train a world model; ``evaluate`` — plan seeded episodes and score them
+- ``train`` — train a world model; ``pretrain`` — pretrain an image encoder alone (frame autoencoder);
+  ``evaluate`` — plan seeded episodes and score them
 - ``CEMPlanner`` / ``run_mpc`` / ``goal_cost`` — plan in latent space
 - ``run_demo`` — collect → train → evaluate
 - ``resolve_weights`` — a weight file by local path or URL (cached download)
@@ -40,6 +41,7 @@ _EXPORTS = {
     "load_world_model": "jepa_wms.checkpoint",
     "CheckpointError": "jepa_wms.checkpoint",
     "train": "jepa_wms.training",
+    "pretrain": "jepa_wms.training",
     "evaluate": "jepa_wms.evaluation",
     "CEMPlanner": "jepa_wms.planning",
     "NevergradPlanner": "jepa_wms.planning",

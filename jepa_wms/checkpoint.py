@@ -2,8 +2,10 @@
 
 A checkpoint is a plain dict of tensors and primitive types (so ``torch.load(weights_only=True)`` can read it):
 ``format``, ``format_version``, ``model_type``, ``config`` (the experiment config as a dict), ``env``, ``model``
-(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done), and for a model whose
-encoder came from another checkpoint ``encoder_source`` (that encoder's concrete ``model.encoder`` config).
+(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done), ``objective``
+(``world_model``, or ``pretrain_encoder`` for an encoder pretrained alone; absent in older files: a world model), and
+for a model whose encoder came from another checkpoint ``encoder_source`` (that encoder's concrete ``model.encoder``
+config).
 """
 
 from __future__ import annotations
@@ -125,6 +127,11 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
     from .world_model import build_world_model
 
     ckpt = load_checkpoint(path, map_location)
+    if ckpt.get("objective", "world_model") != "world_model":
+        raise CheckpointError(
+            f"checkpoint {path} holds a {ckpt['objective']!r} model, not a world model; its encoder can be used "
+            f"frozen with model.encoder.type=checkpoint model.encoder.weights={path}"
+        )
     try:
         cfg = config_from_dict(ckpt["config"])
     except ConfigError as exc:
@@ -139,8 +146,13 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
         stored = ckpt.get("encoder_source")
         if not isinstance(stored, dict):
             raise CheckpointError(f"checkpoint {path} uses a checkpoint encoder but lacks 'encoder_source'")
+        from .encoders.registry import apply_encoder_settings
+
         source = encoder_config_from_dict(stored, path)
-        encoder = build_checkpoint_encoder(cfg.model.encoder, load_weights=False, source=source)
+        # The settings build_encoder applies in training, so the reloaded encoder computes the same latents.
+        encoder = apply_encoder_settings(
+            build_checkpoint_encoder(cfg.model.encoder, load_weights=False, source=source), cfg.model.encoder
+        )
     # The state dict below holds the encoder weights: no weight file or URL is needed to rebuild the model.
     model = build_world_model(
         cfg.model,

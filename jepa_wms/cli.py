@@ -1,4 +1,4 @@
-"""``jepa-wms collect|convert|encode|train|eval|hub|demo``: a thin command line over the Python API."""
+"""``jepa-wms collect|convert|encode|pretrain|train|eval|hub|demo``: a thin command line over the Python API."""
 
 from __future__ import annotations
 
@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--batch-size", type=int, default=256, help="frames encoded per forward pass")
     n.add_argument("--dtype", default="float16", choices=("float16", "float32"), help="storage type of the latents")
     n.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.seed=1")
+
+    r = sub.add_parser("pretrain", help="pretrain an image encoder alone on a dataset's frames (autoencoder)")
+    r.add_argument("--config", required=True, help="YAML file or embedded config name (model.encoder, pixel_decoder)")
+    r.add_argument("--data", required=True, help="dataset folder (under $DATASET_ROOT if set and relative)")
+    r.add_argument("--out", required=True, help="run folder: checkpoints/, log.csv (under $CHECKPOINT_ROOT if set)")
+    r.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    r.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. 'model.pixel_decoder=[64,64,32,32,16,16]'")
 
     t = sub.add_parser("train", help="train a world model on a dataset")
     t.add_argument("--config", default="wall", help="YAML file or embedded config name (default: wall)")
@@ -196,6 +203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dtype=args.dtype,
             )
             print(f"latents: {folder}")
+        elif args.command == "pretrain":
+            from .config import load_config
+            from .training.pretrain import pretrain
+
+            ckpt = pretrain(
+                load_config(args.config, args.overrides),
+                dataset_path(args.data),
+                checkpoint_path(args.out),
+                resume=args.resume,
+            )
+            print(f"checkpoint: {ckpt}; freeze it with model.encoder.type=checkpoint model.encoder.weights={ckpt}")
         elif args.command == "train":
             from .config import load_config
             from .training import train

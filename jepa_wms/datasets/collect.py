@@ -156,4 +156,3 @@ def collect_for_config(cfg: Any, out_dir: str | os.PathLike, show_progress: bool
         show_progress=show_progress,
         policy=c.policy,
     )
-

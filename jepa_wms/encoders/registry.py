@@ -76,7 +76,13 @@ def resolve_weights_spec(name: str, weights: str) -> str | Path | None:
 def build_encoder(cfg: EncoderConfig, load_weights: bool = True) -> Encoder:
     """The encoder ``cfg`` names. ``load_weights=False`` builds the architecture without reading any weight file or
     URL, for callers that load a state dict already holding the weights (``load_world_model``)."""
-    encoder = _build_architecture(cfg, load_weights)
+    return apply_encoder_settings(_build_architecture(cfg, load_weights), cfg)
+
+
+def apply_encoder_settings(encoder: Encoder, cfg: EncoderConfig) -> Encoder:
+    """``cfg``'s pixel normalisation and output norm on a built encoder (returned). A checkpoint encoder keeps its
+    source's (what it was trained with) unless ``pixel_mean``/``pixel_std`` are given; ``normalize_output`` adds a
+    norm, it never removes the source's."""
     if cfg.pixel_mean or cfg.pixel_std:
         if len(cfg.pixel_mean) != 3 or len(cfg.pixel_std) != 3 or min(cfg.pixel_std) <= 0:
             raise ValueError(
@@ -84,7 +90,7 @@ def build_encoder(cfg: EncoderConfig, load_weights: bool = True) -> Encoder:
                 f"{cfg.pixel_mean} and {cfg.pixel_std}"
             )
         encoder.mean, encoder.std = tuple(cfg.pixel_mean), tuple(cfg.pixel_std)
-    encoder.normalize_output = cfg.normalize_output
+    encoder.normalize_output = encoder.normalize_output or cfg.normalize_output
     return encoder
 
 

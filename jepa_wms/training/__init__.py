@@ -1,6 +1,7 @@
-"""Training: losses, optimizer and schedule, checkpoints, logs and the training loop."""
+"""Training: losses, optimizer and schedule, checkpoints, logs, the training loop and encoder pretraining."""
 
 from .losses import world_model_loss
+from .pretrain import pretrain
 from .train import TrainingError, train
 
-__all__ = ["TrainingError", "train", "world_model_loss"]
+__all__ = ["TrainingError", "pretrain", "train", "world_model_loss"]

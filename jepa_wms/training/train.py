@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
@@ -50,6 +52,29 @@ def build_from_store(cfg: ExperimentConfig, store: TrajectoryStore) -> WorldMode
     return model
 
 
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What ``train`` optimises: the model it builds, its loss on a batch, and the windows that batch holds.
+
+    The loop, schedule, validation, logs, checkpoints, resume and NaN check are the same for every objective; a
+    checkpoint records ``objective`` (its name), so a world model and, e.g., a pretrained encoder are not confused.
+    """
+
+    name: str
+    build: Callable[[ExperimentConfig, TrajectoryStore], nn.Module]  # needs num_parameters(), observation_key
+    loss: Callable[[nn.Module, dict, ExperimentConfig, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
+    window: Callable[[ExperimentConfig], tuple[int, int]]  # (frames per window, frameskip)
+    latents: bool = True  # may train from a `jepa-wms encode` cache (a frozen encoder's)
+
+
+WORLD_MODEL = Objective(
+    "world_model",
+    build_from_store,
+    lambda model, batch, cfg, generator: world_model_loss(model, batch, cfg.loss, generator),
+    lambda cfg: (cfg.data.num_frames, cfg.data.frameskip),
+)
+
+
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -68,7 +93,9 @@ def _all_reduce_grads(model: torch.nn.Module, world: int) -> None:
 
 
 @torch.no_grad()
-def _validate(model, val: WindowDataset, cfg: ExperimentConfig, device, dtype, max_batches: int = 4) -> dict:
+def _validate(
+    model, val: WindowDataset, cfg: ExperimentConfig, device, dtype, objective: Objective, max_batches: int = 4
+) -> dict:
     model.eval()
     totals: dict[str, float] = {}
     n = 0
@@ -77,7 +104,7 @@ def _validate(model, val: WindowDataset, cfg: ExperimentConfig, device, dtype, m
         if i >= max_batches:
             break
         with autocast(device, dtype):
-            _, stats = world_model_loss(model, _to_device(batch, device), cfg.loss, seeded_generator(cfg.train.seed, i))
+            _, stats = objective.loss(model, _to_device(batch, device), cfg, seeded_generator(cfg.train.seed, i))
         for k, v in stats.items():
             totals[k] = totals.get(k, 0.0) + v
         n += 1
@@ -85,8 +112,9 @@ def _validate(model, val: WindowDataset, cfg: ExperimentConfig, device, dtype, m
     return {k: v / n for k, v in totals.items()} if n else {}
 
 
-def _checkpoint_payload(model, opt, cfg, store, epoch: int, step: int) -> dict:
+def _checkpoint_payload(model, opt, cfg, store, epoch: int, step: int, objective: Objective) -> dict:
     payload = {
+        "objective": objective.name,
         "config": cfg.to_dict(),
         "env": cfg.env,
         "env_kwargs": dict(store.env_kwargs),
@@ -103,8 +131,13 @@ def _checkpoint_payload(model, opt, cfg, store, epoch: int, step: int) -> dict:
     return payload
 
 
-def _resume(path: Path, model, opt, cfg: ExperimentConfig) -> tuple[int, int]:
+def _resume(path: Path, model, opt, cfg: ExperimentConfig, objective: Objective) -> tuple[int, int]:
     ckpt = load_checkpoint(path)
+    if ckpt.get("objective", WORLD_MODEL.name) != objective.name:
+        raise CheckpointError(
+            f"cannot resume from {path}: it was trained with objective {ckpt.get('objective', WORLD_MODEL.name)!r}, "
+            f"not {objective.name!r} (train into a new --out folder)"
+        )
     saved = config_from_dict(ckpt["config"])
     for section in ("model", "data", "loss"):
         if getattr(saved, section) != getattr(cfg, section):
@@ -123,8 +156,10 @@ def train(
     out_dir: str | Path,
     resume: bool = False,
     show_progress: bool = True,
+    objective: Objective = WORLD_MODEL,
 ) -> Path:
-    """Train a world model on the dataset in ``data_dir``; checkpoints go to ``out_dir/checkpoints/last.pt``."""
+    """Train a world model (or another ``objective``) on the dataset in ``data_dir``; checkpoints go to
+    ``out_dir/checkpoints/last.pt``."""
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     if ckpt_path.exists() and not resume:
@@ -140,7 +175,8 @@ def train(
         if store.env != cfg.env:
             raise ValueError(f"dataset {store.path} was collected on env {store.env!r} but the config says {cfg.env!r}")
         train_eps, val_eps = split_episodes(store.num_episodes, cfg.data.val_fraction, cfg.train.seed)
-        train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps)
+        num_frames, frameskip = objective.window(cfg)
+        train_set = WindowDataset(store, num_frames, frameskip, train_eps)
         steps_per_epoch = train_set.steps_per_epoch(cfg.train.batch_size)
         if steps_per_epoch == 0:
             raise ValueError(
@@ -151,12 +187,13 @@ def train(
 
         # ----- model and optimizer -----
         torch.manual_seed(cfg.train.seed)
-        model = build_from_store(cfg, store).to(device)
+        model = objective.build(cfg, store).to(device)
         opt = build_optimizer(model, cfg.optim)
-        epoch, step = _resume(ckpt_path, model, opt, cfg) if resume and ckpt_path.exists() else (0, 0)
+        epoch, step = _resume(ckpt_path, model, opt, cfg, objective) if resume and ckpt_path.exists() else (0, 0)
         # A frozen encoder's latents can come from a `jepa-wms encode` cache instead of encoding pixels every step.
         # The pixel decoder's reconstruction term needs the frames themselves.
         setting = "off" if cfg.model.pixel_decoder and cfg.data.latents == "auto" else cfg.data.latents
+        setting = setting if objective.latents else "off"
         latents, latents_note = resolve_latents(setting, store, model.encoder, cfg.model.encoder)
         # A state encoder reads the /state rows (always in RAM): its windows never touch the pixels.
         pixels = model.observation_key == "pixels"
@@ -164,8 +201,8 @@ def train(
             store.close()
             store = TrajectoryStore(data_dir, preload=preload)
         windows = {"latents": latents, "pixels": pixels}
-        train_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, train_eps, **windows)
-        val_set = WindowDataset(store, cfg.data.num_frames, cfg.data.frameskip, val_eps, **windows)
+        train_set = WindowDataset(store, num_frames, frameskip, train_eps, **windows)
+        val_set = WindowDataset(store, num_frames, frameskip, val_eps, **windows)
         logger = RunLogger(out_dir, enabled=rank == 0)
         logger.truncate_after(step)
         if rank == 0:
@@ -192,8 +229,8 @@ def train(
                 for group in opt.param_groups:
                     group["lr"] = lr
                 with autocast(device, dtype):
-                    loss, stats = world_model_loss(
-                        model, _to_device(batch, device), cfg.loss, seeded_generator(cfg.train.seed, step)
+                    loss, stats = objective.loss(
+                        model, _to_device(batch, device), cfg, seeded_generator(cfg.train.seed, step)
                     )
                 if not math.isfinite(stats["loss"]):
                     raise TrainingError(
@@ -220,9 +257,9 @@ def train(
             bar.close()
             epoch += 1
             if rank == 0:
-                val_stats = _validate(model, val_set, cfg, device, dtype)
+                val_stats = _validate(model, val_set, cfg, device, dtype, objective)
                 logger.log(step, epoch, "val", val_stats)
-                payload = _checkpoint_payload(model, opt, cfg, store, epoch, step)
+                payload = _checkpoint_payload(model, opt, cfg, store, epoch, step, objective)
                 save_checkpoint(ckpt_path, payload)
                 if cfg.train.keep_epoch_checkpoints:
                     save_checkpoint(ckpt_path.with_name(f"epoch_{epoch:03d}.pt"), payload)
@@ -240,4 +277,4 @@ def _yaml(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
-__all__ = ["TrainingError", "build_from_store", "train"]
+__all__ = ["WORLD_MODEL", "Objective", "TrainingError", "build_from_store", "train"]

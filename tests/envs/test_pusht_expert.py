@@ -141,7 +141,8 @@ def test_collect_expert(tmp_path):
 
 
 def test_config_key_reaches_collect(tmp_path, monkeypatch):
-    import jepa_wms.datasets
+    import importlib
+
     from jepa_wms.config import load_config
     from jepa_wms.demo import run_demo
 
@@ -152,7 +153,8 @@ def test_config_key_reaches_collect(tmp_path, monkeypatch):
         seen.update(kwargs)
         raise KeyboardInterrupt  # stop the demo before training
 
-    monkeypatch.setattr(jepa_wms.datasets, "collect", fake_collect)
+    # The module, not the package's `collect` (the function): `collect_for_config` calls its module's `collect`.
+    monkeypatch.setattr(importlib.import_module("jepa_wms.datasets.collect"), "collect", fake_collect)
     with pytest.raises(KeyboardInterrupt):
         run_demo("pusht", tmp_path, ["collect.policy=expert"], show_progress=False, quick=True)
     assert seen["policy"] == "expert"

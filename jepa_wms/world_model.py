@@ -33,6 +33,12 @@ class LatentState:
     proprio: Tensor | None
 
 
+def denormalize_actions(actions: Tensor, mean: Tensor, std: Tensor, frameskip: int) -> Tensor:
+    """Model actions (..., frameskip·A) normalised with raw per-step ``mean``/``std`` (A,) → raw (..., frameskip, A)."""
+    raw = actions.unflatten(-1, (frameskip, -1))
+    return raw * std.to(raw.device) + mean.to(raw.device)
+
+
 class WorldModel(nn.Module):
     def __init__(
         self,
@@ -87,8 +93,7 @@ class WorldModel(nn.Module):
 
     def denormalize_actions(self, actions: Tensor) -> Tensor:
         """Model actions (..., frameskip·A) normalised → raw env actions (..., frameskip, A)."""
-        raw = actions.unflatten(-1, (self.frameskip, -1))
-        return raw * self.action_std + self.action_mean
+        return denormalize_actions(actions, self.action_mean, self.action_std, self.frameskip)
 
     def normalize_actions(self, raw: Tensor) -> Tensor:
         """Raw env actions (..., frameskip, A) → model actions (..., frameskip·A)."""

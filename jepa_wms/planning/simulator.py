@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..envs import make_env
+from ..world_model import denormalize_actions
 from .base import CostFn
 
 __all__ = ["SIM_COSTS", "SimulatorModel", "check_simulator_env"]
@@ -119,8 +120,7 @@ class SimulatorModel:
 
     def denormalize_actions(self, actions: Tensor) -> Tensor:
         """Model actions (..., frameskip·A) normalised → raw env actions (..., frameskip, A)."""
-        raw = actions.unflatten(-1, (self.frameskip, -1))
-        return raw * self.action_std.to(raw.device) + self.action_mean.to(raw.device)
+        return denormalize_actions(actions, self.action_mean, self.action_std, self.frameskip)
 
     def observe(self, obs: Sequence[dict]) -> list[dict]:
         """The planning context is the observation itself: its exact ``state`` (and pixels/proprio)."""

@@ -51,9 +51,11 @@ class DataConfig:
 
 @dataclass
 class EncoderConfig:
-    type: str = "conv"  # "conv": small CNN trained end to end; "dinov2" | "dinov3" | "vjepa" | "vjepa2": frozen
+    # "conv": small CNN trained end to end; "keypoints": K learned keypoints' (x, y) as one token of embed_dim = 2K
+    # (encoders/keypoints.py; pretrain it with `jepa-wms pretrain`); "dinov2" | "dinov3" | "vjepa" | "vjepa2": frozen
     # foundation encoder (see `name`; `weights: official` downloads its official file); "state": no image, the env's
     # true state as one token of normalised features (encoders/state.py; embed_dim and grid_size are set from it)
+    type: str = "conv"
     name: str = ""  # foundation-encoder preset, e.g. dinov2_vits14 (its width/grid must match embed_dim/grid_size)
     weights: str = ""  # official weight file: local path or URL ("" = random init, for tests and benchmarks);
     # type "checkpoint": a jepa-wms training checkpoint whose (frozen) encoder is reused
@@ -208,7 +210,7 @@ _CHOICES = {
     "plan.sim_cost": ("state", "pixels"),
     "eval.video_format": ("gif", "mp4"),
     "eval.goal_source": ("env", "dset"),
-    "model.encoder.type": ("conv", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint", "state"),
+    "model.encoder.type": ("conv", "keypoints", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint", "state"),
     "model.predictor.type": ("adaln", "dino_wm", "vjepa2_ac"),
     "model.predictor.rope": ("standard", "legacy"),
     "model.proprio_space": ("decoded", "embedding", "raw"),

@@ -6,6 +6,7 @@ from jepa_wms.encoders.conv import ConvEncoder
 from jepa_wms.encoders.dinov2 import DINOV2_MODELS, DinoV2Encoder, build_dinov2, load_dinov2_weights
 from jepa_wms.encoders.dinov3 import DINOV3_MODELS, DinoV3Encoder, build_dinov3, load_dinov3_weights
 from jepa_wms.encoders.from_checkpoint import build_checkpoint_encoder
+from jepa_wms.encoders.keypoints import KeypointDecoder, KeypointEncoder
 from jepa_wms.encoders.pixel_decoder import PixelDecoder
 from jepa_wms.encoders.registry import FOUNDATION_ENCODERS, build_encoder
 from jepa_wms.encoders.regularizers import sigreg, vicreg
@@ -20,6 +21,8 @@ __all__ = [
     "DinoV2Encoder",
     "DinoV3Encoder",
     "Encoder",
+    "KeypointDecoder",
+    "KeypointEncoder",
     "PixelDecoder",
     "STATE_FEATURES",
     "StateEncoder",

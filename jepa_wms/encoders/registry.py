@@ -1,4 +1,5 @@
-"""``build_encoder(cfg)``: the encoder a config names — a small conv encoder trained end to end, a frozen
+"""``build_encoder(cfg)``: the encoder a config names — a small conv encoder trained end to end, a keypoint
+encoder (pretrained as a keypoint autoencoder), a frozen
 foundation encoder (DINOv2, DINOv3, V-JEPA, V-JEPA 2) loaded from its official weight file, the frozen encoder
 of a jepa-wms checkpoint, or the env's true state as normalised features (``state``, no pixels).
 
@@ -19,6 +20,7 @@ from jepa_wms.encoders.conv import ConvEncoder
 from jepa_wms.encoders.dinov2 import DINOV2_MODELS, build_dinov2
 from jepa_wms.encoders.dinov3 import DINOV3_MODELS, build_dinov3
 from jepa_wms.encoders.from_checkpoint import build_checkpoint_encoder
+from jepa_wms.encoders.keypoints import KeypointEncoder
 from jepa_wms.encoders.state import build_state_encoder
 from jepa_wms.encoders.vjepa import VJEPA_MODELS, build_vjepa
 
@@ -103,6 +105,10 @@ def _build_architecture(cfg: EncoderConfig, load_weights: bool) -> Encoder:
             grid_size=cfg.grid_size,
             stem_patch=cfg.stem_patch,
         )
+    if cfg.type == "keypoints":
+        if cfg.grid_size != 1:
+            raise ValueError("model.encoder.type=keypoints makes one token per frame; set model.encoder.grid_size=1")
+        return KeypointEncoder(img_size=cfg.img_size, channels=tuple(cfg.channels), embed_dim=cfg.embed_dim)
     if cfg.type in _BUILDERS:
         entry = FOUNDATION_ENCODERS.get(cfg.name)
         if entry is None or entry.family != cfg.type:
@@ -137,5 +143,6 @@ def _build_architecture(cfg: EncoderConfig, load_weights: bool) -> Encoder:
                 )
         return encoder
     raise ValueError(
-        f"unknown model.encoder.type {cfg.type!r}; expected 'conv', 'checkpoint', 'state' or one of {sorted(_BUILDERS)}"
+        f"unknown model.encoder.type {cfg.type!r}; expected 'conv', 'keypoints', 'checkpoint', 'state' or one of "
+        f"{sorted(_BUILDERS)}"
     )

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..config import ExperimentConfig
 from ..datasets import TrajectoryStore
-from ..encoders import Encoder, PixelDecoder, build_encoder
+from ..encoders import Encoder, KeypointDecoder, KeypointEncoder, PixelDecoder, build_encoder
 from .losses import _regularizer
 from .train import Objective, train
 
@@ -39,7 +39,7 @@ class FrameAutoencoder(nn.Module):
 
     observation_key = "pixels"
 
-    def __init__(self, encoder: Encoder, pixel_decoder: PixelDecoder) -> None:
+    def __init__(self, encoder: Encoder, pixel_decoder: PixelDecoder | KeypointDecoder) -> None:
         super().__init__()
         self.encoder = encoder
         self.pixel_decoder = pixel_decoder
@@ -65,7 +65,7 @@ def check_pretrain_config(cfg: ExperimentConfig) -> None:
         raise ValueError(
             "model.encoder.type=state reads the env state, not pixels: there is no image encoder to pretrain"
         )
-    if enc.type != "conv" and not enc.trainable:
+    if enc.type not in ("conv", "keypoints") and not enc.trainable:
         raise ValueError(
             f"model.encoder.type={enc.type} is frozen (model.encoder.trainable=false): set "
             f"model.encoder.trainable=true to pretrain it"
@@ -79,6 +79,10 @@ def build_autoencoder(cfg: ExperimentConfig, store: TrajectoryStore | None = Non
     (the objective interface passes it)."""
     check_pretrain_config(cfg)
     encoder = build_encoder(cfg.model.encoder)
+    if isinstance(encoder, KeypointEncoder):
+        # Keypoints are coordinates, not features on a grid: the decoder draws them as blobs first.
+        decoder = KeypointDecoder(encoder.embed_dim, encoder.img_size, cfg.model.pixel_decoder)
+        return FrameAutoencoder(encoder, decoder)
     decoder = PixelDecoder(encoder.embed_dim, encoder.grid_size, encoder.img_size, cfg.model.pixel_decoder)
     return FrameAutoencoder(encoder, decoder)
 

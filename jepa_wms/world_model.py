@@ -7,6 +7,11 @@ decoded back to normalised proprio (``ProprioDecoder``), and rollouts re-embed t
 and the planning cost then live in normalised proprio units, a space that cannot collapse (the original compared
 embeddings of a trainable encoder, which can shrink to zero).
 
+``proprio_space="embedding"`` computes as the original did (released JEPA-WM and DINO-WM models load into it):
+proprio stays an embedding, and with a predictor that puts it on every patch token (AdaLN, DINO-WM) it is carried
+per patch, ``(B, T, N, E)``: the observed embedding tiled over the patches, each patch's predicted proprio channels
+fed back as they are, and losses and planning costs averaged over patches and channels, as the original's were.
+
 The encoder reads pixels, or for ``model.encoder.type: state`` the env's exact state (``observation_key``): the
 "visual" latent is then one token of normalised state features, and everything downstream is unchanged.
 """
@@ -27,7 +32,11 @@ PROPRIO_SPACES = ("decoded", "embedding", "raw")
 
 @dataclass
 class LatentState:
-    """Latents of a sequence of frames: ``visual`` (B, T, N, D), ``proprio`` normalised (B, T, P) or None."""
+    """Latents of a sequence of frames: ``visual`` (B, T, N, D) and ``proprio`` or None.
+
+    ``proprio`` is in the model's ``proprio_space``: normalised (B, T, P) ("decoded", "raw"), or the embedding
+    (B, T, E) ("embedding"), per patch (B, T, N, E) when the predictor carries proprio on every patch token.
+    """
 
     visual: Tensor
     proprio: Tensor | None
@@ -118,16 +127,22 @@ class WorldModel(nn.Module):
         return LatentState(visual, self.proprio_latent(prop))
 
     def proprio_latent(self, proprio: Tensor | None) -> Tensor | None:
-        """Normalised proprio → the proprio of a :class:`LatentState` (its embedding in the "embedding" space)."""
+        """Normalised proprio (B, T, P) → the proprio of a :class:`LatentState` (in the "embedding" space its
+        embedding, tiled over the patches for a ``proprio_per_patch`` predictor)."""
         if proprio is None or self.proprio_space != "embedding":
             return proprio
-        return self.proprio_encoder(proprio)
+        return self._embed_proprio(self.proprio_encoder(proprio))
 
     def _embed_proprio(self, proprio: Tensor | None) -> Tensor | None:
         """LatentState proprio → predictor input."""
-        if proprio is None or self.proprio_space != "decoded":
+        if proprio is None or self.proprio_space == "raw":
             return proprio
-        return self.proprio_encoder(proprio)
+        if self.proprio_space == "decoded":
+            return self.proprio_encoder(proprio)
+        if self.predictor.proprio_per_patch and proprio.dim() == 3:
+            # A per-frame embedding is the same on every patch; per patch, each patch's prediction is fed back.
+            return proprio.unsqueeze(2).expand(-1, -1, self.predictor.num_tokens, -1)
+        return proprio
 
     def _decode_proprio(self, emb: Tensor | None) -> Tensor | None:
         """Predictor output → LatentState proprio."""
@@ -154,7 +169,8 @@ class WorldModel(nn.Module):
         predictor's cache (key/value: each step only computes the new frame's tokens; or a sliding window of frames);
         ``stop_grad`` detaches what is fed back (truncated backprop: each step's gradient then reaches only its own
         predictor call). A predictor that does not predict proprio keeps the last context proprio as its input and
-        the returned ``proprio`` is None.
+        the returned ``proprio`` is None. In the "embedding" space with a ``proprio_per_patch`` predictor the
+        proprio fed back and returned is per patch (B, H, N, E), as the original unrolled.
         """
         num_ctx = context.visual.shape[1]
         if num_ctx > 1 and (context_actions is None or context_actions.shape[1] != num_ctx - 1):
@@ -171,7 +187,8 @@ class WorldModel(nn.Module):
             z, p_emb_pred = self.predictor.step(z, actions[:, h], p_emb, cache)
             p = self._decode_proprio(p_emb_pred)
             if p is not None:
-                p_emb = self._embed_proprio(p)
+                # As a one-frame sequence: a step's (B, N, E) per-patch proprio must not read as (B, T, E) frames.
+                p_emb = self._embed_proprio(p.unsqueeze(1)).squeeze(1)
             zs.append(z)
             ps.append(p)
             if stop_grad:

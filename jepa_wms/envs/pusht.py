@@ -9,14 +9,21 @@ vertices) and whose centre of gravity is (0, 45) in body coordinates. The refere
 the bodies, an attribute pymunk ignores, so its contacts are frictionless; ours are frictionless on purpose.
 
 Actions are relative, as in DINO-WM: the PD target is ``agent_xy + action_scale · action`` (actions in units
-of 100 px, clipped to ±max_action), kept inside the world square. The state is DINO-WM's 7-d
+of 100 px, clipped to ±max_action), kept inside the world square; the reference does neither, so its kinematic
+agent can leave through the walls. The state is DINO-WM's 7-d
 ``(agent_x, agent_y, block_x, block_y, block_angle, agent_vx, agent_vy)`` with the block angle in [0, 2π);
 proprio is ``(agent_x, agent_y, agent_vx, agent_vy)``.
 
-Unlike the reference, `PushTEnv.set_state` sets the block angle before its position (the reference's legacy
-order moves the block off the requested pose because the angle turns about the centre of gravity), does not
-step the physics, and rebuilds the pymunk space so that no cached contact impulses carry over: stepping is a
-function of the 7-d state and the action alone.
+`PushTEnv.set_state` places the bodies exactly, the block's angle before its position as the reference's eval
+env does (``legacy=False``; the legacy order, gym-pusht's, would move the block off the requested pose, because
+the angle turns the block about its centre of gravity). It builds a fresh pymunk space, so no contact impulses cached
+from earlier steps carry over and stepping is a function of the 7-d state and the action alone. The reference's
+space has already been stepped once when an episode starts, and a fresh space resolves the contacts of its first
+step differently, so ours also takes one 0.01-s step with every body at rest before the agent's velocity is set.
+That idle step moves nothing, whereas the reference's reset step moves the agent by velocity × 0.01 s. With the PD
+controller evaluated in float32, as the reference's numpy 2 does, replays of the reference's episodes are
+bit-identical (``tests/envs/test_pusht_reference.py``); we keep it in float64, which moves positions by at most
+5e-5 px (velocities 1.2e-4 px/s) in its 25-step episodes.
 """
 
 from __future__ import annotations
@@ -100,7 +107,8 @@ class PushTSim:
     """One pymunk space holding the walls, the agent and the block, built at a given 7-d state.
 
     A fresh space per state keeps stepping deterministic: pymunk warm-starts contacts with impulses cached
-    from earlier steps, which a state vector cannot carry.
+    from earlier steps, which a state vector cannot carry. The space then takes one idle step, as the
+    reference's has when an episode starts (see the module doc).
     """
 
     def __init__(self, state: np.ndarray):
@@ -122,6 +130,9 @@ class PushTSim:
         polys = [pymunk.Poly(block, [(u0, v0), (u1, v0), (u1, v1), (u0, v1)]) for u0, u1, v0, v1 in TEE_RECTS]
         space.add(block, *polys)
         agent.position = (s[0], s[1])
+        # With every velocity zero the step moves no body; it caches the impulses of touching contacts and leaves
+        # their penetration correction pending for the next step, as the reference's first step does.
+        space.step(1.0 / SIM_HZ)
         agent.velocity = (s[5], s[6])
         self.space, self.agent, self.block = space, agent, block
 
@@ -138,7 +149,8 @@ class PushTSim:
         for _ in range(SIM_HZ // CONTROL_HZ):
             px, py = agent.position
             vx, vy = agent.velocity
-            # Same arithmetic as the reference: a = k_p (target - p) + k_v (0 - v); v += a dt.
+            # The reference's controller, a = k_p (target - p) + k_v (0 - v); v += a dt, in float64 (see the
+            # module doc for its float32 arithmetic).
             ax = K_P * (target_x - px) + K_V * (0.0 - vx)
             ay = K_P * (target_y - py) + K_V * (0.0 - vy)
             agent.velocity = (vx + ax * dt, vy + ay * dt)

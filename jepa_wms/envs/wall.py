@@ -1,11 +1,22 @@
 """Wall: a dot in a square arena split by a vertical wall with one door (our version of DINO-WM's DotWall).
 
-Coordinates are arena units (the reference's pixels of a 65-px canvas): x grows to the right (image
-columns), y grows downwards (image rows). The free space is the square [5, 60]^2 minus the two wall pieces
-above and below the door. The dot moves along the segment pos -> pos + action_scale * action and stops
-exactly at the first point where that segment would enter a wall or leave the square. This replaces the
-reference's line-intersection code, which divides by zero on axis-aligned moves, slips into the wall at the
-door's edge, can turn x into NaN at the top border, and pushes blocked dots back by a fixed 0.5 units.
+Coordinates are arena units, the original's pixels of its 65-px canvas, where pixel i shows coordinate i: x grows
+to the right (image columns), y grows downwards (image rows). The free space is the square [4, 60]² (the
+original's collision lines, symmetric about the canvas centre 32) minus the two wall pieces x in [29, 35] above
+and below the door y in [26, 34].
+
+What is bit-exact with the original (``tests/envs/test_wall_reference.py`` replays its golden outputs): the
+geometry, every step that does not hit a wall (pos + 2·action in float64, so whole collision-free episodes and their
+success verdicts), which steps are blocked, the protocol's start/goal pairs (`WallEnv.protocol_start_goal`) and,
+with ``render="reference"``, the frames. Deliberate differences, each an upstream bug or hazard:
+
+- a blocked dot stops exactly at the first point where its segment pos -> pos + 2·action would enter a wall or
+  leave the square. The original adds a fixed 0.5-unit offset instead (away from the wall and +0.5 along it,
+  whatever the direction), so a dot pressed against a wall creeps along it by 0.5 per step;
+- exactly vertical moves (dx = 0) are handled: the original divides by zero, which lets the dot pass the door's
+  edge into the wall body or turns x into NaN for good at the top and bottom borders;
+- actions are clipped to ±``max_action`` (2, twice the original's nominal range); the original does not clip;
+- ``render="default"`` (our own models' frames) differs from the original's canvas; see `jepa_wms.envs.wall_render`.
 """
 
 from __future__ import annotations
@@ -20,8 +31,11 @@ import numpy as np
 from gymnasium import spaces
 
 from jepa_wms.envs.base import EnvSpec, PlanningEnvBase, register_env
+from jepa_wms.envs.wall_render import make_renderer
 
 __all__ = ["WallConfig", "WallEnv", "WALL_SPEC", "wall_dynamics"]
+
+_RENDER_STYLES = ("default", "reference")
 
 # Penetrations below this are float rounding at a contact point, not real overlaps.
 _TOL = 1e-6
@@ -32,15 +46,19 @@ class WallConfig:
     """Geometry, dynamics and rendering of the Wall env, in arena units.
 
     Attributes:
-        arena_size: side of the square canvas.
-        border: thickness of the border walls; the free square is [border, arena_size - border]².
+        arena_size: side of the square canvas (the original's 65 pixels).
+        border: the original's ``border_wall_loc``: the collision lines are at ``border - 1`` and
+            ``arena_size - border``, so the free square is [4, 60]², centred on the canvas's middle pixel 32.
         wall_center_x, wall_width: the vertical wall occupies x in [center - width/2, center + width/2].
         door_center_y, door_half_height: the door is the band y in [center - half, center + half].
         dot_std: standard deviation of the rendered Gaussian dot.
         action_scale: the dot moves by ``action_scale * action`` per step, as in the reference.
         max_action: actions are clipped to [-max_action, max_action] per axis (the reference does not clip).
-        img_size: rendered image side in pixels; the arena is sampled at pixel centres, not resized.
+        img_size: rendered image side in pixels; the default render samples the arena at pixel centres.
         success_radius: success when the distance to the goal is strictly below this.
+        render: ``"default"``, our frames at any ``img_size``, or ``"reference"``, the original's canvas bit for
+            bit (needs ``img_size == arena_size``: the encoder resizes frames to its own input size). Released Wall
+            models were trained on the original's frames, so they are evaluated with ``"reference"``.
     """
 
     arena_size: float = 65.0
@@ -54,6 +72,7 @@ class WallConfig:
     max_action: float = 2.0
     img_size: int = 64
     success_radius: float = 4.5
+    render: str = "default"
 
     def __post_init__(self) -> None:
         lo, hi = self.free_low, self.free_high
@@ -66,10 +85,22 @@ class WallConfig:
         for key in ("dot_std", "action_scale", "max_action", "success_radius"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"WallConfig: {key} must be > 0, got {getattr(self, key)!r}")
+        if self.render not in _RENDER_STYLES:
+            raise ValueError(f"WallConfig: render must be one of {_RENDER_STYLES}, got {self.render!r}")
+        if self.render == "reference" and self.img_size != self.arena_size:
+            raise ValueError(
+                f"WallConfig: render='reference' draws the original's canvas, one pixel per arena unit, so "
+                f"img_size must be {self.arena_size:g}, got {self.img_size} (the encoder resizes frames itself)"
+            )
+        if self.render == "reference" and not (float(lo).is_integer() and float(hi).is_integer()):
+            raise ValueError(
+                f"WallConfig: render='reference' draws 1-px border lines, so the free square's edges "
+                f"must be whole pixels, got [{lo}, {hi}]"
+            )
 
     @property
     def free_low(self) -> float:
-        return self.border
+        return self.border - 1
 
     @property
     def free_high(self) -> float:
@@ -207,24 +238,10 @@ class WallEnv(PlanningEnvBase):
                 "proprio": spaces.Box(c.free_low, c.free_high, shape=(2,), dtype=np.float32),
             }
         )
-        # Pixel centres in arena units; the static walls are drawn once and copied per frame.
-        self._centres = (np.arange(c.img_size) + 0.5) * (c.arena_size / c.img_size)
-        self._background = self._draw_background()
-        # Beyond 4 std the dot changes no pixel after rounding (255·exp(-8) < 0.5), so only a window is drawn.
-        self._dot_radius = 4.0 * c.dot_std
+        self._renderer = make_renderer(c)
         self._state, self._goal = self.sample_start_goal(np.random.default_rng(0))
 
     # -- geometry -------------------------------------------------------------------------------------------
-    def _draw_background(self) -> np.ndarray:
-        c = self.config
-        x = self._centres[None, :]
-        y = self._centres[:, None]
-        outside = (x < c.free_low) | (x > c.free_high) | (y < c.free_low) | (y > c.free_high)
-        in_wall = (x >= c.wall_x[0]) & (x <= c.wall_x[1]) & ~((y > c.door_y[0]) & (y < c.door_y[1]))
-        img = np.full((c.img_size, c.img_size, 3), 255, dtype=np.uint8)
-        img[outside | in_wall] = 0
-        return img
-
     def _check_point(self, value: Any, what: str) -> np.ndarray:
         arr = np.asarray(value, dtype=np.float64)
         if arr.shape != (2,) or not np.all(np.isfinite(arr)):
@@ -247,12 +264,34 @@ class WallEnv(PlanningEnvBase):
 
     # -- sampling -------------------------------------------------------------------------------------------
     def sample_start_goal(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Start uniformly in one room and goal uniformly in the other, swapped with probability 0.5."""
-        c, m = self.config, self.config.margin
-        y_range = (c.free_low + m, c.free_high - m)
-        left = np.array([rng.uniform(c.free_low + m, c.wall_x[0] - m), rng.uniform(*y_range)])
-        right = np.array([rng.uniform(c.wall_x[1] + m, c.free_high - m), rng.uniform(*y_range)])
+        """Start uniformly in one room and goal uniformly in the other, swapped with probability 0.5.
+
+        The same distribution as the original's; `protocol_start_goal` also reproduces its draws.
+        """
+        left_x, right_x, ys = self._start_goal_ranges()
+        left = np.array([rng.uniform(*left_x), rng.uniform(*ys)])
+        right = np.array([rng.uniform(*right_x), rng.uniform(*ys)])
         return (right, left) if rng.random() < 0.5 else (left, right)
+
+    def protocol_start_goal(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The original protocol's pair for an episode seed, bit for bit (its ``sample_random_init_goal_states``).
+
+        The original evaluation seeds episode ``ep`` with ``(s * s + ep * s) % (2**32 - 2)``, s its ``meta.seed``.
+        """
+        # A legacy RandomState, as the original's: no np.random.Generator reproduces its stream.
+        rs = np.random.RandomState(seed)
+        left_x, right_x, ys = self._start_goal_ranges()
+        # The original's order of draws: start x (left room), goal x (right room), start y, goal y, then the swap.
+        start_x, goal_x, start_y, goal_y = (rs.uniform(*r) for r in (left_x, right_x, ys, ys))
+        if rs.uniform(0.0, 1.0) < 0.5:
+            start_x, goal_x = goal_x, start_x
+        return np.array([start_x, start_y]), np.array([goal_x, goal_y])
+
+    def _start_goal_ranges(self) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+        """(left-room x, right-room x, y) ranges of starts and goals: the rooms shrunk by the dot's margin."""
+        c, m = self.config, self.config.margin
+        ys = (c.free_low + m, c.free_high - m)
+        return (c.free_low + m, c.wall_x[0] - m), (c.wall_x[1] + m, c.free_high - m), ys
 
     def sample_free_state(self, rng: np.random.Generator) -> np.ndarray:
         """A state uniform over the whole free space (either room or the doorway), for data collection."""
@@ -296,25 +335,12 @@ class WallEnv(PlanningEnvBase):
         return self.render_state(self._state)
 
     def render_state(self, state: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3): white floor, black walls, red Gaussian dot (G and B scaled by 1 - intensity)."""
-        c = self.config
+        """uint8 (H, W, 3): white floor, black walls, red Gaussian dot (G and B scaled by 1 - intensity).
+
+        ``config.render`` picks our drawing or the original's canvas (`jepa_wms.envs.wall_render`).
+        """
         x, y = (float(v) for v in np.asarray(state, dtype=np.float64)[:2])
-        img = self._background.copy()
-        cols = np.flatnonzero(np.abs(self._centres - x) <= self._dot_radius)
-        rows = np.flatnonzero(np.abs(self._centres - y) <= self._dot_radius)
-        if len(cols) == 0 or len(rows) == 0:
-            return img
-        inv = -0.5 / c.dot_std**2
-        # The Gaussian is separable: an outer product of 1-D profiles instead of a 2-D exp.
-        intensity = (
-            np.exp(inv * (self._centres[rows] - y) ** 2)[:, None]
-            * np.exp(inv * (self._centres[cols] - x) ** 2)[None, :]
-        )
-        patch = img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
-        patch[..., 0] = np.maximum(patch[..., 0], 255.0 * intensity)  # keeps the dot visible against a wall
-        patch[..., 1:] *= (1.0 - intensity)[..., None]
-        img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = np.rint(patch).astype(np.uint8)
-        return img
+        return self._renderer(x, y)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {"pixels": self.render(), "proprio": self._state.astype(np.float32)}

@@ -3,7 +3,12 @@
 The predictor (and action/proprio encoders) come from the original checkpoint file, the frozen encoder from its own
 official weight file; both are fetched into the torch hub cache when the machine is online, or taken from local
 files (``checkpoint=``, ``encoder_checkpoint=``). The rebuilt model uses what the original computed with: the
-legacy RoPE, planning windows of 2 frames re-positioned from 0, proprio compared as embeddings.
+legacy RoPE, planning windows of 2 frames re-positioned from 0, proprio compared as embeddings (carried per patch
+by the AdaLN and DINO-WM predictors, as the original's rollouts fed them back).
+
+Widths and depths come from the tensor shapes. The attention head count does not: splitting the same qkv weights
+into another number of heads loads without error and predicts something else. It is the release's (16 for every
+published model) unless ``num_heads=`` says otherwise.
 """
 
 from __future__ import annotations
@@ -85,10 +90,25 @@ def _shape(ck: OriginalCheckpoint, key: str, entry: str = "predictor") -> tuple[
     return tuple(state[key].shape)
 
 
-def _predictor_overrides(spec: PublishedModel, ck: OriginalCheckpoint, tokens: int) -> list[str]:
-    """Widths and depths from the tensors; heads and the rest from the release's configs."""
+def _num_heads(spec: PublishedModel, ck: OriginalCheckpoint, num_heads: int | None) -> int:
+    """The attention head count: ``num_heads``, else the release's; it must split the file's attention width."""
+    heads = spec.num_heads if num_heads is None else num_heads
+    key = "transformer.layers.0.0.to_qkv.weight" if spec.predictor == "dino_wm" else "predictor_blocks.0.norm1.weight"
+    # DINO-WM's attention width is to_qkv's rows / 3 (heads · dim_head); the others attend over the block width.
+    width = _shape(ck, key)[0] // (3 if spec.predictor == "dino_wm" else 1)
+    if not isinstance(heads, int) or heads < 1 or width % heads:
+        raise CheckpointError(
+            f"{ck.path}: the predictor's attention width {width} (from {key!r}) does not split into "
+            f"num_heads={heads!r} heads. No tensor records the head count: it is the release's ({spec.num_heads}) "
+            "unless jepa_wms.hub.load(num_heads=...) gives the one the file was trained with"
+        )
+    return heads
+
+
+def _predictor_overrides(spec: PublishedModel, ck: OriginalCheckpoint, tokens: int, heads: int) -> list[str]:
+    """Widths and depths from the tensors; ``heads`` and the rest from the release's configs."""
     p = ck.predictor
-    out = [f"model.predictor.type={spec.predictor}", f"model.predictor.num_heads={spec.num_heads}"]
+    out = [f"model.predictor.type={spec.predictor}", f"model.predictor.num_heads={heads}"]
     if spec.predictor == "dino_wm":
         inner = _shape(ck, "transformer.layers.0.0.to_qkv.weight")[0] // 3
         if "weight" not in ck.action_encoder:
@@ -96,7 +116,7 @@ def _predictor_overrides(spec: PublishedModel, ck: OriginalCheckpoint, tokens: i
         rows = _shape(ck, "pos_embedding")[1]
         return out + [
             f"model.predictor.depth={_count_blocks(p, 'transformer.layers.')}",
-            f"model.predictor.dim_head={inner // spec.num_heads}",
+            f"model.predictor.dim_head={inner // heads}",
             f"model.predictor.ffn_dim={_shape(ck, 'transformer.layers.0.1.net.1.weight')[0]}",
             f"model.predictor.action_emb_dim={ck.action_encoder['weight'].shape[0]}",
             f"model.predictor.num_frames={rows // tokens}",
@@ -117,9 +137,13 @@ def _predictor_overrides(spec: PublishedModel, ck: OriginalCheckpoint, tokens: i
 
 
 def published_config(
-    name: str, ck: OriginalCheckpoint, encoder_checkpoint: str | os.PathLike | None = None
+    name: str,
+    ck: OriginalCheckpoint,
+    encoder_checkpoint: str | os.PathLike | None = None,
+    num_heads: int | None = None,
 ) -> ExperimentConfig:
-    """The :class:`ExperimentConfig` that rebuilds the released model ``name`` around the tensors of ``ck``."""
+    """The :class:`ExperimentConfig` that rebuilds the released model ``name`` around the tensors of ``ck``
+    (``num_heads``: the predictor's attention heads, default the release's; see :func:`load`)."""
     spec = _spec(name)
     found = ck.predictor_type
     if found != spec.predictor:
@@ -149,7 +173,7 @@ def published_config(
         f"model.encoder.normalize_output={spec.normalize_reps}",
         f"model.proprio_space={space}",
         f"model.proprio_emb_dim={proprio_dim}",
-        *_predictor_overrides(spec, ck, grid * grid),
+        *_predictor_overrides(spec, ck, grid * grid, _num_heads(spec, ck, num_heads)),
         *(f"plan.{k}={v}" for k, v in spec.plan.items()),
         "plan.action_clip=0",
     ]
@@ -194,24 +218,28 @@ def load(
     stats: dict | None = None,
     dataset: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
+    num_heads: int | None = None,
 ) -> tuple[WorldModel, Preprocessor]:
     """The released model ``name`` (see ``PUBLISHED_MODELS``) as ``(model, preprocessor)``, in eval mode.
 
     ``checkpoint``: the original ``.pth.tar`` (local path or URL; default: the release's, via the hub cache).
     ``encoder_checkpoint``: the frozen encoder's weight file (default: its official URL).
     ``stats`` / ``dataset``: action/proprio normalisation where the release has none (Wall, Metaworld).
-    Raises CheckpointError for a corrupt file, one holding code, or another model's checkpoint.
+    ``num_heads``: the predictor's attention heads (default: the release's, 16). No tensor records them, so a
+    checkpoint trained with another count loads without error and mispredicts unless it is given here; a count
+    that does not split the attention width is refused.
+    Raises CheckpointError for a corrupt file, one holding code, another model's checkpoint, or such a count.
     """
-    model, _ = _build(name, checkpoint, encoder_checkpoint, stats, dataset)
+    model, _ = _build(name, checkpoint, encoder_checkpoint, stats, dataset, num_heads)
     model = model.to(device).eval()
     return model, Preprocessor(model)
 
 
-def _build(name, checkpoint, encoder_checkpoint, stats, dataset) -> tuple[WorldModel, ExperimentConfig]:
+def _build(name, checkpoint, encoder_checkpoint, stats, dataset, num_heads) -> tuple[WorldModel, ExperimentConfig]:
     spec = _spec(name)
     path = _fetch(spec, checkpoint)
     ck = read_original_checkpoint(path)
-    cfg = published_config(name, ck, encoder_checkpoint)
+    cfg = published_config(name, ck, encoder_checkpoint, num_heads)
     st = _stats(spec, stats, dataset)
     proprio_dim = len(st["proprio_mean"])
     model = build_world_model(
@@ -233,16 +261,20 @@ def export(
     *,
     stats: dict | None = None,
     dataset: str | os.PathLike | None = None,
+    num_heads: int | None = None,
 ) -> Path:
-    """Write the released model as a jepa-wms checkpoint (encoder included), so ``jepa-wms eval`` plans with it."""
-    model, cfg = _build(name, checkpoint, encoder_checkpoint, stats, dataset)
+    """Write the released model as a jepa-wms checkpoint (encoder included), so ``jepa-wms eval`` plans with it.
+
+    Arguments as :func:`load`; the head count is written into the checkpoint's config."""
+    model, cfg = _build(name, checkpoint, encoder_checkpoint, stats, dataset, num_heads)
     out = Path(out)
     save_checkpoint(
         out,
         {
             "config": cfg.to_dict(),
             "env": cfg.env,
-            "env_kwargs": {},
+            # Released Wall models saw the original's 65-px frames: plan in WallConfig(render="reference").
+            "env_kwargs": {"render": "reference", "img_size": 65} if cfg.env == "wall" else {},
             "dims": {"raw_action_dim": model.action_mean.numel(), "proprio_dim": model.proprio_mean.numel()},
             "model": model.state_dict(),
             "source": {"published_model": name},

@@ -46,7 +46,7 @@ class PublishedModel:
         env: our env name to plan in (``droid`` has no simulator).
         file: file name under the release URLs.
         predictor: ``adaln`` | ``dino_wm`` | ``vjepa2_ac`` (checked against the checkpoint's keys).
-        num_heads: predictor attention heads.
+        num_heads: predictor attention heads (no tensor records them; ``jepa_wms.hub.load(num_heads=)`` overrides).
         encoder_type, encoder_name, img_size, pixel_norm: the frozen encoder and its preprocessing.
         frameskip: env steps per model action (the model action concatenates them).
         raw_action_dim: env action width.

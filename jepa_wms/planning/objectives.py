@@ -44,8 +44,9 @@ def goal_cost(
     Args:
         pred_visual: ``(B, S, N, D)`` predicted visual tokens (any trailing dims are accepted).
         goal_visual: ``(B, N, D)`` goal tokens, broadcast over the S candidates.
-        pred_proprio: ``(B, S, P)`` predicted proprio embedding, or None.
-        goal_proprio: ``(B, P)`` goal proprio embedding, or None.
+        pred_proprio: ``(B, S, P)`` predicted proprio, or None; per patch ``(B, S, N, E)`` for the "embedding"
+            space of the AdaLN and DINO-WM predictors, whose error is then averaged over patches and channels.
+        goal_proprio: ``(B, P)`` goal proprio (``(B, N, E)``: the goal embedding tiled over the patches), or None.
         alpha: weight of the proprio term; 0 ignores proprio entirely (models without proprio), > 0 requires
             both proprio tensors.
         kind: ``"L2"`` (mean squared errors) or ``"L1"`` (mean absolute errors).

@@ -1,8 +1,9 @@
 """JEPA-WM predictor: a frame-causal ViT whose blocks are modulated by the frame's action (DiT-style AdaLN).
 
 Token layout: a window of T frames with N = h·w patch tokens each is flattened frame-major, row-major. Visual
-tokens are embedded to ``pred_dim``; the frame's proprio embedding (width E, may be 0) is concatenated to
-every token's channels, giving width ``D_tot = pred_dim + E``. The frame's action embedding never enters the
+tokens are embedded to ``pred_dim``; the frame's proprio embedding (width E, may be 0; tiled, or one per patch)
+is concatenated to every token's channels, giving width ``D_tot = pred_dim + E``, and the predicted proprio is
+read back from those channels (per patch, or their mean). The frame's action embedding never enters the
 sequence: it produces per-frame shift/scale/gate vectors shared by all tokens of that frame. Positions come
 only from 3-D RoPE.
 
@@ -68,7 +69,7 @@ class AdaLNBlock(nn.Module):
 
 
 class AdaLNPredictor(LatentPredictor):
-    """Action-conditioned, frame-causal latent predictor.
+    """Action-conditioned, frame-causal latent predictor (proprio per frame or per patch, see ``base``).
 
     Args:
         embed_dim: encoder token width D.
@@ -81,6 +82,8 @@ class AdaLNPredictor(LatentPredictor):
         rope: ``"standard"`` (true rotation) or ``"legacy"`` (the original's, for released weights).
         context_window: 0 = key/value cache; W >= 1 = re-run the last W frames per step (see ``base``).
     """
+
+    proprio_per_patch = True
 
     def __init__(
         self,
@@ -160,7 +163,7 @@ class AdaLNPredictor(LatentPredictor):
         past = 0 if cache is None else cache.num_frames
         x = self.predictor_embed(z)
         if proprio is not None:
-            x = torch.cat((x, proprio.to(x.dtype).unsqueeze(2).expand(-1, -1, tokens, -1)), dim=-1)
+            x = torch.cat((x, self._proprio_channels(proprio).to(x.dtype)), dim=-1)
         cond = self.action_encoder(actions)
         pos = self.rope.grid_positions(frames, *self.grid_size, frame_offset=past, device=z.device)
         # A single new frame may attend to everything (all keys are earlier frames or its own): no mask lets
@@ -172,5 +175,5 @@ class AdaLNPredictor(LatentPredictor):
             cache.num_frames += frames
         x = self.predictor_norm(x)
         z_pred = self.predictor_proj(x[..., : self.pred_dim])
-        p_pred = x[..., self.pred_dim :].mean(dim=2) if self.proprio_emb_dim else None
+        p_pred = None if proprio is None else self._proprio_output(x[..., self.pred_dim :], proprio.dim() == 4)
         return z_pred, p_pred

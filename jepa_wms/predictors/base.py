@@ -7,6 +7,11 @@ Contract (what ``WorldModel`` and the planners rely on)::
 Output t predicts frame t+1 from frames <= t only. ``p_pred (B, T, E)`` is None when the predictor has no proprio
 input or does not predict it (:attr:`LatentPredictor.predicts_proprio`).
 
+Predictors that put proprio on the channels of every patch token (:attr:`LatentPredictor.proprio_per_patch`:
+AdaLN, DINO-WM) also take it per patch, ``(B, T, N, E)``, and then return ``p_pred`` per patch too: each patch's
+proprio channels are predicted separately, and the original fed those per-patch values back in rollouts. Given
+``(B, T, E)`` (the same embedding on every patch) they return the patch mean ``(B, T, E)``.
+
 Incremental prediction keeps one of two caches, chosen by ``context_window``:
 - ``0``: :class:`PredictorCache`, the keys/values of every frame seen so far. Each step costs one frame and is
   exact: ``extend`` over a whole window equals ``forward``. Positions keep growing (frame index = cache length),
@@ -46,6 +51,8 @@ class LatentPredictor(nn.Module):
 
     #: Whether :meth:`_run` accepts a :class:`PredictorCache` (relative positions only).
     supports_kv_cache: bool = True
+    #: Whether proprio is channels of every patch token, so it may be given and predicted per patch (B, T, N, E).
+    proprio_per_patch: bool = False
 
     def __init__(
         self,
@@ -112,6 +119,16 @@ class LatentPredictor(nn.Module):
         """Number of attention layers, i.e. of :class:`KVCache` a :class:`PredictorCache` holds."""
         raise NotImplementedError
 
+    def _proprio_channels(self, proprio: torch.Tensor) -> torch.Tensor:
+        """Proprio as channels of every patch (``proprio_per_patch`` predictors): ``(B, T, N, E)``, a per-frame
+        ``(B, T, E)`` tiled over the patches."""
+        return proprio if proprio.dim() == 4 else proprio.unsqueeze(2).expand(-1, -1, self.num_tokens, -1)
+
+    @staticmethod
+    def _proprio_output(channels: torch.Tensor, per_patch: bool) -> torch.Tensor:
+        """Predicted proprio channels ``(B, T, N, E)`` in the layout the input had: as is, or their patch mean."""
+        return channels if per_patch else channels.mean(dim=2)
+
     # ----------------------------------------------------------------------------------------------------
     # Checks.
 
@@ -128,9 +145,15 @@ class LatentPredictor(nn.Module):
         if self.proprio_emb_dim == 0:
             if proprio is not None:
                 raise ValueError(f"{where}: this predictor has proprio_emb_dim=0 but proprio was given")
-        elif proprio is None or proprio.shape != (batch, frames, self.proprio_emb_dim):
+            return
+        shapes = [(batch, frames, self.proprio_emb_dim)]
+        expected = f"(B={batch}, T={frames}, E={self.proprio_emb_dim})"
+        if self.proprio_per_patch:
+            shapes.append((batch, frames, self.num_tokens, self.proprio_emb_dim))
+            expected += f" or per patch (B, T, N={self.num_tokens}, E)"
+        if proprio is None or proprio.shape not in shapes:
             got = None if proprio is None else tuple(proprio.shape)
-            raise ValueError(f"{where}: proprio must be (B={batch}, T={frames}, E={self.proprio_emb_dim}), got {got}")
+            raise ValueError(f"{where}: proprio must be {expected}, got {got}")
 
     def _check_cache(self, cache: Cache, batch: int, where: str) -> None:
         if self.context_window == 0:
@@ -232,7 +255,7 @@ class LatentPredictor(nn.Module):
         cache: Cache,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Process one frame: ``z_t (B, N, D)``, ``a_t (B, A)``, ``p_t (B, E) | None`` ->
-        ``(z_next (B, N, D), p_next (B, E) | None)``.
+        ``(z_next (B, N, D), p_next (B, E) | None)``; ``p_t`` per patch ``(B, N, E)`` gives ``p_next`` per patch.
 
         The frame gets index ``cache.num_frames`` and is added to ``cache``.
         """
@@ -257,6 +280,9 @@ class LatentPredictor(nn.Module):
             action at the last context frame;
           - output h is frame C+h: ``(z (B, H, N, D), p (B, H, E) | None)``; p is None when the predictor
             does not predict proprio (its input then stays the last context proprio).
+
+        A per-patch ``p_ctx (B, C, N, E)`` (``proprio_per_patch`` predictors) makes the proprio fed back and
+        returned per patch, ``(B, H, N, E)``, as the original unrolled; per frame, the patch mean is fed back.
         """
         name = type(self).__name__
         if z_ctx.dim() != 4 or z_ctx.shape[1] < 1:
@@ -282,8 +308,8 @@ class LatentPredictor(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Roll out from a cache of context frames 0..K-1 plus the latest frame at index K.
 
-        ``z_last (B, N, D)`` / ``p_last (B, E) | None`` is frame K, ``actions[:, h]`` of ``actions (B, H, A)``
-        is taken at frame K+h; returns frames K+1..K+H as in :meth:`rollout`.
+        ``z_last (B, N, D)`` / ``p_last (B, E) | None`` (or per patch ``(B, N, E)``) is frame K, ``actions[:, h]``
+        of ``actions (B, H, A)`` is taken at frame K+h; returns frames K+1..K+H as in :meth:`rollout`.
 
         ``cache`` itself is left unchanged, so one encoded context (expanded to the candidate batch) can serve
         every planner iteration.

@@ -77,7 +77,7 @@ class WindowCache:
             raise ValueError(f"WindowCache: window must be >= 1 frame, got {window}")
         self.batch_size = batch_size
         self.window = window
-        self.frames = frames  # (z (B, k, N, D), actions (B, k, A), proprio (B, k, E) | None), k < window
+        self.frames = frames  # (z (B, k, N, D), actions (B, k, A), proprio (B, k, [N,] E) | None), k < window
         self.num_frames = num_frames
 
     def __repr__(self) -> str:
@@ -97,6 +97,12 @@ class WindowCache:
         if self.frames is None:
             return z, actions, proprio
         kz, ka, kp = self.frames
+        if (kp is None) != (proprio is None) or (kp is not None and kp.shape[2:] != proprio.shape[2:]):
+            kept, new = (None if t is None else tuple(t.shape) for t in (kp, proprio))
+            raise ValueError(
+                f"WindowCache: new proprio {new} does not continue the kept frames' proprio {kept} (with and "
+                "without proprio, or per frame (B, T, E) and per patch (B, T, N, E), cannot share one cache)"
+            )
         joined_p = None if proprio is None else torch.cat((kp.to(proprio.dtype), proprio), dim=1)
         return torch.cat((kz.to(z.dtype), z), dim=1), torch.cat((ka.to(actions.dtype), actions), dim=1), joined_p
 
@@ -104,8 +110,6 @@ class WindowCache:
         """Record T new frames and keep only the last ``window - 1``."""
         if z.shape[0] != self.batch_size:
             raise ValueError(f"WindowCache.append: cache holds batch {self.batch_size}, got latents {tuple(z.shape)}")
-        if self.frames is not None and (self.frames[2] is None) != (proprio is None):
-            raise ValueError("WindowCache.append: frames with and without proprio cannot share one cache")
         jz, ja, jp = self.joined(z, actions, proprio)
         keep = self.window - 1
         start = max(jz.shape[1] - keep, 0)

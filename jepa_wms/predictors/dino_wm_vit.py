@@ -3,10 +3,10 @@
 Token layout: every patch token of frame t carries ``[visual (D) | proprio_emb (E) | action_emb (A_e)]`` channels,
 width ``dim = D + E + A_e`` (e.g. 384 + 16 + 10 = 410 for DINOv2 ViT-S features). The frame's action is embedded by
 ``action_encoder`` (Linear A -> A_e; the original kept it outside the predictor as a kernel-1 Conv1d, which the hub
-loader maps here) and its proprio embedding is tiled over the frame's patches. A learned absolute
+loader maps here) and its proprio embedding is tiled over the frame's patches (or given per patch). A learned absolute
 ``pos_embedding (1, num_frames·N, dim)`` is added, then a pre-LN transformer runs with a frame-causal mask.
 The prediction is read straight from the output channels, no projection back: visual from the first D, proprio
-from the next E (averaged over the frame's patches; the original fed the per-patch values back).
+from the next E (per patch when proprio was given per patch, as the original fed it back; else the patch mean).
 
 Parameter names follow the original (``pos_embedding``, ``transformer.layers.i.0.{norm, to_qkv, to_out.0}``,
 ``transformer.layers.i.1.net.{0, 1, 4}``, ``transformer.norm``) plus ``action_encoder``. The original also
@@ -108,6 +108,7 @@ class DinoWMPredictor(LatentPredictor):
     """
 
     supports_kv_cache = False
+    proprio_per_patch = True
 
     def __init__(
         self,
@@ -177,13 +178,12 @@ class DinoWMPredictor(LatentPredictor):
                 f"{self.num_frames}; roll out longer sequences step by step (the sliding window)"
             )
         act = self.action_encoder(actions).to(z.dtype).unsqueeze(2).expand(-1, -1, tokens, -1)
-        parts = [z] if proprio is None else [z, proprio.to(z.dtype).unsqueeze(2).expand(-1, -1, tokens, -1)]
+        parts = [z] if proprio is None else [z, self._proprio_channels(proprio).to(z.dtype)]
         x = torch.cat((*parts, act), dim=-1).flatten(1, 2)  # (B, T·N, dim)
         x = x + self.pos_embedding[:, : frames * tokens]
         mask = frame_causal_mask(frames, tokens, z.device) if frames > 1 else None
         x = self.transformer(x, mask).view(batch, frames, tokens, self.dim)
         z_pred = x[..., : self.embed_dim]
-        p_pred = (
-            x[..., self.embed_dim : self.embed_dim + self.proprio_emb_dim].mean(dim=2) if proprio is not None else None
-        )
+        channels = x[..., self.embed_dim : self.embed_dim + self.proprio_emb_dim]
+        p_pred = None if proprio is None else self._proprio_output(channels, proprio.dim() == 4)
         return z_pred, p_pred

@@ -156,7 +156,7 @@ def test_render_state_does_not_disturb(env):
     # Light background, a gray block and a blue agent are all there.
     assert img[0:2, 16].min() > 200  # top edge: background/wall
     assert (img[..., 2].astype(int) - img[..., 0] > 100).any()  # blue agent
-    assert ((np.abs(img.astype(int) - [119, 136, 153]).max(-1)) < 10).sum() > 10  # slate-gray block
+    assert ((np.abs(img.astype(int) - [143, 163, 184]).max(-1)) < 10).sum() > 10  # slate-gray block fill
     big = PushTEnv(img_size=224).render_state(STATE)
     assert big.shape == (224, 224, 3) and big.std() > 5
 

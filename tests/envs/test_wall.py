@@ -73,6 +73,16 @@ def test_state_round_trip_is_exact_and_rejects_walls():
         env.set_state(np.array([np.nan, 10.0]))
 
 
+def test_free_square_is_the_originals():
+    # The original's collision lines are at border_wall_loc - 1 = 4 and 65 - border_wall_loc = 60.
+    env = WallEnv()
+    assert (CFG.free_low, CFG.free_high) == (4.0, 60.0)
+    env.set_state(np.array([4.0, 60.0]))
+    env.set_state(np.array([4.5, 4.5]))
+    with pytest.raises(ValueError, match=r"expected \[4.0, 60.0\]\^2"):
+        env.set_state(np.array([3.9, 10.0]))
+
+
 def test_success_radius():
     env = WallEnv()
     goal = np.array([20.0, 20.0])
@@ -94,7 +104,7 @@ def test_free_motion_and_clipping():
     [
         ((27.0, 10.0), (2.0, 0.0), (29.0, 10.0)),  # horizontal into the wall stops on its face
         ((37.0, 50.0), (-2.0, 0.0), (35.0, 50.0)),
-        ((20.0, 7.0), (0.0, -2.0), (20.0, 5.0)),  # vertical into the border: no division by zero
+        ((20.0, 7.0), (0.0, -2.0), (20.0, 4.0)),  # vertical into the border: no division by zero
         ((20.0, 58.0), (0.0, 2.0), (20.0, 60.0)),  # top/bottom border: no NaN
         ((32.0, 28.0), (0.0, -2.0), (32.0, 26.0)),  # vertical inside the door onto the lower piece
         ((32.0, 32.0), (0.0, 2.0), (32.0, 34.0)),

@@ -58,10 +58,12 @@ def test_official_names_and_shapes_at_paper_size():
 
 
 def _reference(model: DinoWMPredictor, z, a, p):
-    """The original computation written out: concat channels, add positions, masked softmax attention."""
+    """The original computation written out: concat channels, add positions, masked softmax attention. Proprio
+    ``(B, T, E)`` is tiled and predicted as the patch mean; per patch ``(B, T, N, E)`` it stays per patch."""
     frames = z.shape[1]
     act = model.action_encoder(a)[:, :, None].expand(-1, -1, N, -1)
-    x = torch.cat([z, p[:, :, None].expand(-1, -1, N, -1), act], -1).flatten(1, 2)
+    per_patch = p if p.dim() == 4 else p[:, :, None].expand(-1, -1, N, -1)
+    x = torch.cat([z, per_patch, act], -1).flatten(1, 2)
     x = x + model.pos_embedding[:, : frames * N]
     frame = torch.arange(frames).repeat_interleave(N)
     allowed = frame[None, :] <= frame[:, None]
@@ -74,14 +76,18 @@ def _reference(model: DinoWMPredictor, z, a, p):
         x = x + attn.to_out(out.transpose(1, 2).flatten(2))
         x = x + ff(x)
     x = model.transformer.norm(x).unflatten(1, (frames, N))
-    return x[..., :D], x[..., D : D + E].mean(2)
+    return x[..., :D], x[..., D : D + E] if p.dim() == 4 else x[..., D : D + E].mean(2)
 
 
-def test_forward_matches_written_out_reference():
+@pytest.mark.parametrize("per_patch", [False, True])
+def test_forward_matches_written_out_reference(per_patch):
     model = _model()
     z, a, p = inputs(B, 3, N, D, A, E)
+    if per_patch:  # a different proprio embedding on every patch, as fed back by the original's rollouts
+        p = torch.randn(B, 3, N, E, generator=torch.Generator().manual_seed(3))
     got_z, got_p = model(z, a, p)
     want_z, want_p = _reference(model, z, a, p)
+    assert got_p.shape == p.shape
     torch.testing.assert_close(got_z, want_z, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got_p, want_p, atol=1e-5, rtol=1e-5)
 

@@ -156,3 +156,47 @@ def test_bf16_planning_rollout_close_to_fp32(kind, window):
         with torch.autocast("cpu", torch.bfloat16):
             fast, _ = model.rollout(z, a[:, :1], p, actions)
     assert (fast.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+@pytest.mark.parametrize(("kind", "window"), [("adaln", 0), ("adaln", 2), ("dino_wm", 2)])
+def test_per_patch_proprio_is_predicted_and_fed_back_per_patch(kind, window):
+    """Proprio on every patch's channels: given per patch it is predicted per patch, and rollouts feed those values
+    back (the original's unroll); given per frame, the patch mean of the same prediction comes out and is fed back."""
+    model = _make(kind, window)
+    assert model.proprio_per_patch
+    z, a, p = inputs(B, 3, N, D, A, E)
+    tiled = p[:, :, None].expand(-1, -1, N, -1)
+    z_frame, p_frame = model(z, a, p)
+    z_patch, p_patch = model(z, a, tiled)
+    assert p_patch.shape == (B, 3, N, E)
+    torch.testing.assert_close(z_patch, z_frame, atol=1e-6, rtol=0)
+    torch.testing.assert_close(p_patch.mean(2), p_frame, atol=1e-6, rtol=0)
+    assert (p_patch - p_frame[:, :, None]).abs().max() > 1e-2, "the patches' predictions must differ"
+    # Cached paths (key/value or window) fed per-patch proprio equal the hand-written loop over `forward`.
+    actions = torch.randn(B, 4, A)
+    ctx_p = torch.randn(B, 2, N, E)
+    got_z, got_p = model.rollout(z[:, :2], a[:, :1], ctx_p, actions)
+    want_z, want_p = window_rollout(model, window or 99, z[:, :2], a[:, :1], ctx_p, actions)
+    assert got_p.shape == (B, 4, N, E)
+    torch.testing.assert_close(got_z, want_z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_p, want_p, atol=1e-5, rtol=1e-5)
+    # From a tiled context the first step agrees with the per-frame rollout; then the fed-back proprio differs.
+    frame_z, frame_p = model.rollout(z[:, :2], a[:, :1], p[:, :2], actions)
+    patch_z, patch_p = model.rollout(z[:, :2], a[:, :1], tiled[:, :2], actions)
+    torch.testing.assert_close(patch_z[:, 0], frame_z[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(patch_p[:, 0].mean(1), frame_p[:, 0], atol=1e-5, rtol=0)
+    assert (patch_z[:, 1:] - frame_z[:, 1:]).abs().max() > 1e-3
+
+
+def test_per_patch_proprio_is_refused_as_a_token_and_cannot_join_per_frame_frames():
+    z, a, p = inputs(B, 2, N, D, A, E)
+    tiled = p[:, :, None].expand(-1, -1, N, -1)
+    with pytest.raises(ValueError, match=r"proprio must be \(B=2, T=2, E=4\), got"):
+        _make("vjepa2_ac", 0)(z, a, tiled)
+    model = _make("dino_wm", 2)
+    with pytest.raises(ValueError, match=r"or per patch \(B, T, N=6, E\)"):
+        model(z, a, tiled[:, :, :3])
+    cache = model.new_cache(B)
+    model.prefill(z[:, :1], a[:, :1], p[:, :1], cache)
+    with pytest.raises(ValueError, match="does not continue the kept frames' proprio"):
+        model.step(z[:, 1], a[:, 1], tiled[:, 1], cache)

@@ -1,7 +1,8 @@
 """torch.hub entry points: ``torch.hub.load("<this repo>", "jepa_wm_pusht")`` → ``(model, preprocessor)``.
 
 Every function takes ``checkpoint=`` / ``encoder_checkpoint=`` (local files or URLs instead of the release's),
-``stats=`` / ``dataset=`` (normalisation where the release has none) and ``device=``; see ``jepa_wms.hub.load``.
+``stats=`` / ``dataset=`` (normalisation where the release has none), ``num_heads=`` (the attention head count, which
+no tensor records; default: the release's) and ``device=``; see ``jepa_wms.hub.load``.
 """
 
 dependencies = ["torch", "yaml"]

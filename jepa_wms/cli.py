@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--checkpoint", default=None, help="original .pth.tar (default: the release's URL)")
     h.add_argument("--encoder-checkpoint", default=None, help="encoder weight file (default: its official URL)")
     h.add_argument("--dataset", default=None, help="dataset whose action/proprio stats to use (Wall, Metaworld)")
+    h.add_argument(
+        "--num-heads", type=int, default=None, help="attention heads (no tensor records it; default: the release's)"
+    )
     h.add_argument("--list", action="store_true", help="list the released models and exit")
 
     d = sub.add_parser("demo", help="collect → train → eval with the embedded offline default config")
@@ -162,7 +165,9 @@ def _hub(args: argparse.Namespace) -> None:
         return
     if not args.name or not args.out:
         raise ValueError("hub needs NAME and --out (or --list)")
-    path = export(args.name, args.out, args.checkpoint, args.encoder_checkpoint, dataset=args.dataset)
+    path = export(
+        args.name, args.out, args.checkpoint, args.encoder_checkpoint, dataset=args.dataset, num_heads=args.num_heads
+    )
     print(f"wrote {path}; plan with: jepa-wms eval --checkpoint {path} --out <dir>")
 
 

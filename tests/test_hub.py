@@ -199,6 +199,14 @@ def test_head_count_is_an_option_because_no_tensor_records_it(tmp_path, encoder_
     torch.testing.assert_close(model.predictor(z, actions, p)[0], want, rtol=0, atol=1e-5)
     with pytest.raises(CheckpointError, match=r"width 192 .* num_heads=5 heads\. No tensor records the head count"):
         load("vjepa2_ac_oss", tmp_path / "ckpt.pth.tar", encoder_file, stats=stats, num_heads=5)
+    # The CLI passes --num-heads to export(), which writes it into the checkpoint's config.
+    from jepa_wms.cli import main
+
+    seen = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("jepa_wms.hub.export", lambda *args, **kwargs: seen.update(kwargs) or tmp_path / "x.pt")
+        assert main(["hub", "vjepa2_ac_oss", "--out", str(tmp_path / "x.pt"), "--num-heads", "8"]) == 0
+    assert seen["num_heads"] == 8
 
 
 def test_stats_come_from_the_release_or_must_be_given(tmp_path, encoder_file):

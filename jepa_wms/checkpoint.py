@@ -2,7 +2,9 @@
 
 A checkpoint is a plain dict of tensors and primitive types (so ``torch.load(weights_only=True)`` can read it):
 ``format``, ``format_version``, ``model_type``, ``config`` (the experiment config as a dict), ``env``, ``model``
-(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done), ``objective``
+(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done), ``epoch_step`` (batches
+of the next epoch done: a mid-epoch checkpoint; absent in older files: 0), ``dataset`` (its path and identity, which a
+resume checks), ``objective``
 (``world_model``, or ``pretrain_encoder`` for an encoder pretrained alone; absent in older files: a world model), and
 for a model whose encoder came from another checkpoint ``encoder_source`` (that encoder's concrete ``model.encoder``
 config).
@@ -13,7 +15,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +33,13 @@ class CheckpointError(ValueError):
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers see the old or the new file."""
+    """Write to a temporary file ``.NAME.*.tmp`` in the same folder, fsync, then rename: readers see the old or the
+    new file. The file gets the mode ``open`` would give it (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not mkstemp: its 0600 would make results and checkpoints unreadable to the rest of a group.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -44,6 +50,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Delete the temporaries that ``atomic_write_bytes`` calls killed mid-write left in ``folder`` (each as large
+    as its file). Only while holding the folder's lock (``runlock.folder_lock``): a live writer's would go too."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -61,6 +75,24 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def refused_pickle_reason(exc: pickle.UnpicklingError) -> str:
+    """What torch's ``weights_only`` unpickler refused, on one line: the global the file asks for (e.g.
+    ``builtins.exec``) or the opcode. Torch's own message advises re-loading with ``weights_only=False``, which would
+    run whatever the file holds, so it is never passed on."""
+    text = str(exc)
+    found = re.search(r"GLOBAL (\S+)", text)  # not allowed, or from a blocked module such as os
+    if found:
+        return f"global {found.group(1)}"
+    lines = (line.replace("Weights only load failed.", "").strip() for line in text.splitlines())
+    # What is left once torch's advice, its issue request and its documentation link are dropped.
+    reason = [
+        line
+        for line in lines
+        if line and "weights_only" not in line and not line.startswith(("Please file an issue", "Check the doc"))
+    ]
+    return reason[0] if reason else type(exc).__name__
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a jepa-wms checkpoint (never unpickles arbitrary objects)."""
     path = Path(path)
@@ -70,8 +102,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"checkpoint {path} holds objects that are not plain tensors/containers and was refused "
-            f"(weights_only load): {str(exc).splitlines()[0]}"
+            f"checkpoint {path} was refused ({refused_pickle_reason(exc)}): only tensors and plain containers are "
+            f"loaded, never code"
         ) from exc
     except Exception as exc:  # the unpickler raises many types (KeyError, EOFError, RuntimeError, ...) on junk
         raise CheckpointError(
@@ -139,6 +171,7 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
     dims = ckpt.get("dims")
     if not isinstance(dims, dict) or not {"raw_action_dim", "proprio_dim"} <= set(dims):
         raise CheckpointError(f"checkpoint {path} lacks 'dims' (raw_action_dim, proprio_dim)")
+    _check_env_dims(path, cfg.env, dims)
     encoder = None
     if cfg.model.encoder.type == "checkpoint":
         from .encoders.from_checkpoint import build_checkpoint_encoder, encoder_config_from_dict
@@ -164,3 +197,21 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
     )
     load_state_strict(model, ckpt["model"], path)
     return model.to(map_location).eval(), cfg, ckpt
+
+
+def _check_env_dims(path: str | Path, env: str, dims: dict[str, Any]) -> None:
+    """A registered env's action and proprio widths must be the model's, or planning fails on its first step.
+    An env without a simulator (a released DROID model) has nothing to check against."""
+    from .envs import env_spec
+
+    try:
+        spec = env_spec(env)
+    except ValueError:
+        return
+    wrong = [
+        f"{key} {dims[key]} (the env has {want})"
+        for key, want in (("raw_action_dim", spec.action_dim), ("proprio_dim", spec.proprio_dim))
+        if dims[key] != want
+    ]
+    if wrong:
+        raise CheckpointError(f"checkpoint {path} is for env {env!r} but its model has " + " and ".join(wrong))

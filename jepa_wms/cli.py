@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .config_ranges import RANGES, Range
+
 if TYPE_CHECKING:
     from .slurm import SlurmOptions
 
@@ -122,6 +124,24 @@ def _add_slurm_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-folder", help="submitit scripts and logs (default OUT/slurm)")
 
 
+# Numeric flags: the config key's range where a flag stands for one (SlurmOptions checks the SLURM flags).
+_FLAG_RANGES: dict[str, dict[str, Range]] = {
+    "collect": {d: RANGES[f"collect.{d}"] for d in ("episodes", "episode_len", "workers", "seed", "img_size")},
+    "convert": {"img_size": RANGES["collect.img_size"], "max_episodes": Range(1)},
+    "encode": {"batch_size": Range(1)},
+    "eval": {"episodes": RANGES["eval.episodes"], "seed": RANGES["eval.seed"]},
+    "hub": {"num_heads": Range(1)},
+}
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    from .config import check_range
+
+    for dest, allowed in _FLAG_RANGES.get(args.command, {}).items():
+        if getattr(args, dest) is not None:
+            check_range("--" + dest.replace("_", "-"), getattr(args, dest), allowed)
+
+
 def _slurm_options(args: argparse.Namespace) -> SlurmOptions | None:
     given = {field: getattr(args, dest) for dest, field in _SLURM_FLAGS.items() if getattr(args, dest) is not None}
     if not args.slurm:
@@ -179,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training import TrainingError
 
     try:
+        _check_numbers(args)
         if args.command == "collect":
             from .datasets import collect
 
@@ -277,8 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         ValueError,
         ImportError,  # an optional extra is missing (nevergrad, submitit): the message names it
-        FileNotFoundError,
-        FileExistsError,
+        OSError,  # a missing input, an existing output, an --out that cannot be written: the message names the path
         CheckpointError,
         ConfigError,
         TrainingError,

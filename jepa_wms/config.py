@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from .config_ranges import RANGES, Range
+
 PACKAGE_CONFIGS = Path(__file__).parent / "configs"
 
 
@@ -37,11 +39,14 @@ class DataConfig:
     val_fraction: float = 0.05  # share of episodes held out for validation losses
     num_frames: int = 7  # frames per training window: context + predicted (W+1 in the paper's notation)
     frameskip: int = 5  # env steps between kept frames; their actions are concatenated into one model action
-    preload: str = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
+    preload: str | bool = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
     # "auto": train on a complete matching `jepa-wms encode` cache when the encoder is frozen; "off"; or a cache path
     latents: str | bool = "auto"
 
     def __post_init__(self) -> None:
+        # YAML reads the documented `preload: false` (and `true`, `off`, `no`, ...) as a bool.
+        if isinstance(self.preload, bool):
+            self.preload = "true" if self.preload else "false"
         # YAML 1.1 reads an unquoted `off` as false.
         if self.latents is False:
             self.latents = "off"
@@ -69,6 +74,9 @@ class EncoderConfig:
     pixel_std: list[float] = field(default_factory=list)  # (ImageNet for foundation encoders; DINO-WM used 0.5)
     normalize_output: bool = False  # parameter-free LayerNorm over D of every token (V-JEPA-2-AC's normalize_reps)
     state_features: str = ""  # type state: the feature layout, an env name ("" = the experiment's `env`)
+    # type checkpoint: the config (embedded name or YAML) that pretrains the encoder (`jepa-wms pretrain`); `jepa-wms
+    # demo` runs it on the demo's data and freezes its checkpoint instead of reading `weights`
+    pretrain: str = ""
 
 
 @dataclass
@@ -144,6 +152,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     log_every: int = 20  # steps between CSV/TensorBoard rows
     keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt next to last.pt
+    # steps between checkpoints inside an epoch (0: at epoch ends only); a resume from one is exact too
+    checkpoint_every: int = 0
 
 
 @dataclass
@@ -215,6 +225,13 @@ _CHOICES = {
     "model.predictor.rope": ("standard", "legacy"),
     "model.proprio_space": ("decoded", "embedding", "raw"),
 }
+# The numeric keys' ranges: RANGES (config_ranges.py), checked in the same pass.
+
+
+def check_range(name: str, value: float, allowed: Range) -> None:
+    """ConfigError naming ``name`` (a config key or a command-line flag), the value and the allowed range."""
+    if value not in allowed:
+        raise ConfigError(f"{name} is {value!r}; expected {allowed}")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -265,9 +282,13 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     obj = cls(**kwargs)
     for name in names:
-        key = prefix + name
-        if key in _CHOICES and getattr(obj, name) not in _CHOICES[key]:
-            raise ConfigError(f"config key '{key}' is {getattr(obj, name)!r}; expected one of {_CHOICES[key]}")
+        key, value = prefix + name, getattr(obj, name)
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"config key '{key}' is {value!r}; expected one of {_CHOICES[key]}")
+        if key in RANGES:
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                check_range(f"config key '{key}{'' if i is None else f'[{i}]'}'", item, RANGES[key])
     return obj
 
 
@@ -283,7 +304,10 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like key=value (e.g. train.epochs=10)")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:  # also tags such as !!python/object, which safe_load refuses to construct
+        raise ConfigError(f"override '{text}': the value is not plain YAML ({_yaml_problem(exc)})") from None
     node: dict[str, Any] = {}
     cur = node
     parts = key.strip().split(".")
@@ -294,11 +318,32 @@ def parse_override(text: str) -> dict[str, Any]:
     return node
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line (its message spans several, with the offending text underlined)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return (getattr(exc, "problem", None) or str(exc).splitlines()[0]) + where
+
+
+def _check_relations(cfg: ExperimentConfig) -> None:
+    """Bounds that depend on another key (a key's own range is in RANGES)."""
+    plan, optim = cfg.plan, cfg.optim
+    if plan.planner == "cem" and plan.num_elites > plan.num_samples:
+        raise ConfigError(
+            f"config key 'plan.num_elites' is {plan.num_elites}; expected <= plan.num_samples ({plan.num_samples})"
+        )
+    if optim.min_lr > optim.lr:
+        raise ConfigError(f"config key 'optim.min_lr' is {optim.min_lr!r}; expected <= optim.lr ({optim.lr!r})")
+    if len(optim.betas) != 2:
+        raise ConfigError(f"config key 'optim.betas' is {optim.betas!r}; expected two values (Adam's beta1, beta2)")
+
+
 def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     merged = dict(data)
     for text in overrides:
         merged = _merge(merged, parse_override(text))
     cfg = _from_dict(ExperimentConfig, merged)
+    _check_relations(cfg)
     if cfg.model.predictor.num_frames == 0:
         # Resolved here so a checkpoint's config keeps the table size its weights have.
         cfg.model.predictor.num_frames = cfg.data.num_frames
@@ -346,7 +391,7 @@ def _read_yaml(path: str | Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {p} is not valid YAML: {_yaml_problem(exc)}") from exc
     if loaded is not None and not isinstance(loaded, dict):
         raise ConfigError(f"config file {p} must hold a mapping at the top level")
     data = dict(loaded or {})

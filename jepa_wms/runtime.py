@@ -10,11 +10,19 @@ import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (the GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``; anything else is a ValueError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # torch's message lists a dozen backends this project does not run on
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r} is not one of auto, cpu, cuda, cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was requested but CUDA is not available (use device=cpu)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} was requested but this machine has {torch.cuda.device_count()} GPU(s)")
     return device
 
 

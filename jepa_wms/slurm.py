@@ -5,8 +5,9 @@ a dict, absolute paths), so a job can be requeued and unpickled by a later run o
 resume-safe and implement submitit's ``checkpoint()`` hook: on preemption or timeout submitit calls it and requeues
 the same job, and
 
-* ``TrainJob`` always trains with ``resume=True``: a requeued job continues from ``OUT/checkpoints/last.pt`` (the
-  epoch in progress when the job was stopped is redone; weights are checkpointed at the end of each epoch);
+* ``TrainJob`` always trains with ``resume=True``: a requeued job continues from ``OUT/checkpoints/last.pt``, written
+  at the end of each epoch and every ``train.checkpoint_every`` steps (the steps since are redone, exactly); the job
+  holds the run folder's lock (``runlock``) while it trains, and a requeued one takes it over;
 * ``EvalJob`` reuses ``evaluate``'s own resume: episodes already in ``OUT/episodes.jsonl`` are skipped.
 
 Training uses one task per GPU (``tasks_per_node = gpus_per_node``) on every node; each task turns the SLURM

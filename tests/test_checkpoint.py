@@ -1,9 +1,17 @@
+import os
 import pickle
+import stat
 
 import pytest
 import torch
 
-from jepa_wms.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
+from jepa_wms.checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    load_checkpoint,
+    load_state_strict,
+    save_checkpoint,
+)
 
 
 def test_round_trip_is_bit_exact(tmp_path):
@@ -69,3 +77,68 @@ def test_strict_load_names_keys_and_shapes():
         load_state_strict(model, {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, "f.pt")
     with pytest.raises(CheckpointError, match="missing keys"):
         load_state_strict(model, {"weight": torch.zeros(2, 3)}, "f.pt")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_atomic_write_gives_the_umask_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "results.json", b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o666 & ~umask
+
+
+def test_resume_removes_temporaries_of_killed_writes(tiny_dataset, tiny_checkpoint, tmp_path):
+    import shutil
+
+    from jepa_wms.config import load_config
+    from jepa_wms.training import train
+    from tests.conftest import TINY
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint.parent.parent, run)
+    stale = [run / "checkpoints" / ".last.pt.k2j4h5.tmp", run / ".log.csv.x81kq0.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 1000)
+    train(load_config("wall", [*TINY, "train.epochs=3"]), tiny_dataset.parent, run, resume=True, show_progress=False)
+    assert not any(p.exists() for p in stale)
+
+
+class _Opaque:  # any class: torch's weights_only unpickler refuses to import it
+    pass
+
+
+class _System:  # a global of a module torch blocks outright
+    def __reduce__(self):
+        return (os.system, ("echo code ran",))
+
+
+@pytest.mark.parametrize(
+    "payload, needle", [(_Opaque(), "global tests.test_checkpoint._Opaque"), (_System(), f"global {os.name}")]
+)
+def test_refusal_names_the_global_and_never_advises_an_unsafe_load(tmp_path, capfd, payload, needle):
+    torch.save({"format": "jepa-wms-checkpoint", "x": payload}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "bad.pt")
+    message = str(err.value)
+    assert "bad.pt was refused" in message and needle in message
+    assert "weights_only` set to `False" not in message and "can still be loaded" not in message
+    assert "\n" not in message and "code ran" not in capfd.readouterr().out
+
+
+def test_checkpoint_whose_env_does_not_match_its_dims(tmp_path):
+    from jepa_wms.checkpoint import load_world_model
+    from jepa_wms.config import load_config
+    from jepa_wms.world_model import build_world_model
+    from tests.conftest import TINY
+
+    cfg = load_config("wall", TINY)
+    model = build_world_model(cfg.model, raw_action_dim=2, proprio_dim=2, frameskip=cfg.data.frameskip)
+    payload = {"model": model.state_dict(), "dims": {"raw_action_dim": 2, "proprio_dim": 2}}
+    save_checkpoint(tmp_path / "wall.pt", {**payload, "config": cfg.to_dict()})
+    load_world_model(tmp_path / "wall.pt")
+    # The same model labelled Push-T (proprio of 4): planning would fail on its first step.
+    save_checkpoint(tmp_path / "pusht.pt", {**payload, "config": {**cfg.to_dict(), "env": "pusht"}})
+    with pytest.raises(CheckpointError, match=r"pusht.pt is for env 'pusht' but its model has proprio_dim 2 \(the env"):
+        load_world_model(tmp_path / "pusht.pt")

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from jepa_wms.cli import main
 from tests.conftest import TINY
 
@@ -90,3 +92,51 @@ def test_relative_paths_follow_the_root_variables(tmp_path, monkeypatch):
         == 0
     )
     assert (tmp_path / "datasets" / "wall_small" / "trajectories.h5").exists()
+
+
+def test_numbers_out_of_range_are_refused_before_anything_runs(tmp_path, capsys):
+    for flags, needle in (
+        (["--episodes", "0"], "--episodes is 0; expected in [1, 100000]"),
+        (["--episodes", "-3"], "--episodes is -3"),
+        (["--episodes", str(10**12)], f"--episodes is {10**12}"),
+        (["--seed", "-1"], "--seed is -1"),
+    ):
+        assert main(["eval", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "e"), *flags]) == 2
+        assert needle in _error(capsys)
+    assert main(["collect", "--workers", "0", "--out", str(tmp_path / "d")]) == 2
+    assert "--workers is 0; expected >= 1" in _error(capsys)
+    for override in ("train.epochs=0", "train.log_every=0"):
+        assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), override]) == 2
+        assert override.split("=")[0] in _error(capsys)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", "--data", "D", "--out", "O", "train.epochs=[1,"], "train.epochs=[1,"),
+        (["train", "--data", "D", "--out", "O", "train.epochs=!!python/object/apply:os.getcwd []"], "not plain YAML"),
+        (["eval", "--env", "wall", "--out", "O", "--device", "tpu", "plan.model=simulator"], "'tpu'"),
+        (
+            [
+                "collect",
+                "--episodes",
+                "1",
+                "--episode-len",
+                "2",
+                "--img-size",
+                "16",
+                "--workers",
+                "1",
+                "--out",
+                "F/sub",
+            ],
+            "F/sub",
+        ),
+    ],
+)
+def test_user_mistakes_get_one_line_not_a_traceback(tmp_path, capsys, argv, needle):
+    (tmp_path / "F").write_text("a file where a folder is expected")
+    paths = {"D": str(tmp_path / "none"), "O": str(tmp_path / "o"), "F/sub": str(tmp_path / "F" / "sub")}
+    assert main([paths.get(a, a) for a in argv]) == 2
+    assert needle.replace("F/sub", paths["F/sub"]) in _error(capsys)

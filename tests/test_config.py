@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from jepa_wms.config import ConfigError, ExperimentConfig, config_from_dict, load_config, parse_override
@@ -104,3 +106,58 @@ def test_base_configs_merge_section_by_section(tmp_path):
     (tmp_path / "typo.yaml").write_text("base: parent.yaml\ntrain: {epochz: 7}\n")
     with pytest.raises(ConfigError, match="epochz"):
         load_config(tmp_path / "typo.yaml")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=0", "'train.epochs' is 0; expected >= 1"),
+        ("train.log_every=0", "'train.log_every' is 0; expected >= 1"),
+        ("train.batch_size=-4", "'train.batch_size' is -4; expected >= 1"),
+        ("optim.lr=0", "'optim.lr' is 0.0; expected > 0"),
+        ("optim.lr=.nan", "'optim.lr' is nan; expected > 0"),
+        ("optim.min_lr=0.1", "'optim.min_lr' is 0.1; expected <= optim.lr (0.0015)"),
+        ("optim.betas=[0.9, 1.5]", "'optim.betas[1]' is 1.5; expected in [0, 1)"),
+        ("data.val_fraction=1", "'data.val_fraction' is 1.0; expected in [0, 1)"),
+        ("model.encoder.channels=[8, 0]", "'model.encoder.channels[1]' is 0; expected >= 1"),
+        ("plan.num_elites=301", "'plan.num_elites' is 301; expected <= plan.num_samples (300)"),
+        ("plan.horizon=0", "'plan.horizon' is 0; expected >= 1"),
+        ("eval.episodes=0", "'eval.episodes' is 0; expected in [1, 100000]"),
+        ("eval.seed=-1", "'eval.seed' is -1; expected in [0, 4294967295]"),
+    ],
+)
+def test_numbers_out_of_range_name_key_value_and_range(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("wall", [override])
+
+
+def test_every_numeric_field_has_a_range():
+    import dataclasses
+    import typing
+
+    from jepa_wms.config_ranges import RANGES
+
+    def numeric_keys(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            tp = typing.get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(tp):
+                yield from numeric_keys(tp, f"{prefix}{f.name}.")
+            elif tp in (int, float) or typing.get_args(tp) in ((int,), (float,)):
+                yield prefix + f.name
+
+    assert set(numeric_keys(ExperimentConfig)) == set(RANGES)
+
+
+def test_documented_preload_values_are_accepted(tmp_path):
+    assert load_config("wall", ["data.preload=false"]).data.preload == "false"
+    (tmp_path / "c.yaml").write_text("data: {preload: true}\n")
+    assert load_config(tmp_path / "c.yaml").data.preload == "true"
+    with pytest.raises(ConfigError, match="data.preload"):
+        load_config("wall", ["data.preload=3"])
+
+
+@pytest.mark.parametrize("value", ["[1, 2", "!!python/object/apply:os.system ['echo pwned']"])
+def test_override_that_is_not_plain_yaml_is_a_config_error(value, capfd):
+    with pytest.raises(ConfigError, match="not plain YAML") as err:
+        parse_override(f"train.epochs={value}")
+    assert "\n" not in str(err.value) and "pwned" not in capfd.readouterr().out

@@ -10,23 +10,14 @@ SMALL_DATA = ["collect.episodes=6", "collect.episode_len=40", "collect.workers=1
 
 
 def test_demo_config_names():
-    assert demo_config_name("pusht", quick=True) == "pusht_quick"
+    assert demo_config_name("pusht", quick=True) == "pusht_keypoints"
+    assert demo_config_name("pointmaze", quick=True) == "pointmaze_quick"
     assert demo_config_name("pusht") == "pusht"
     assert demo_config_name("wall", quick=True) == "wall"  # Wall's default already fits a CPU
     with pytest.raises(ValueError, match="unknown demo env 'maze'.*pointmaze"):
         demo_config_name("maze")
     with pytest.raises(ValueError, match="--task applies to the metaworld demo only"):
         run_demo("pusht", task="reach")
-
-
-def test_tiny_pusht_demo_plans_to_held_out_data_goals(tmp_path):
-    res = run_demo("pusht", tmp_path, [*TINY, *SMALL_DATA, "eval.episodes=2"], show_progress=False, quick=True)
-    assert res["env"] == "pusht" and res["episodes"] == 2
-    assert (tmp_path / "train" / "checkpoints" / "last.pt").exists()
-    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert saved["success_rate"] == res["success_rate"]
-    rec = json.loads((tmp_path / "eval" / "episodes.jsonl").read_text().splitlines()[0])
-    assert len(rec["start"]) == 7 and len(rec["states"]) == 31  # Push-T state; 30 env steps
 
 
 def test_tiny_metaworld_demo_with_task(tmp_path, monkeypatch):
@@ -38,3 +29,27 @@ def test_tiny_metaworld_demo_with_task(tmp_path, monkeypatch):
     assert res["env"] == "metaworld-reach-wall" and (out / "eval" / "results.json").exists()
     rec = json.loads((out / "eval" / "episodes.jsonl").read_text().splitlines()[0])
     assert len(rec["states"]) == 101  # 100 env steps, replanned every plan.execute model actions
+
+
+def test_tiny_pusht_demo_pretrains_its_keypoint_encoder_and_plans_to_held_out_data_goals(tmp_path):
+    """The quick Push-T demo pretrains the encoder its config names (model.encoder.pretrain) on the demo's data,
+    caches the latents, trains the predictor on the frozen encoder and plans to held-out data goals."""
+    import torch
+
+    from jepa_wms.checkpoint import load_checkpoint
+
+    predictor_only = [o for o in TINY if not o.startswith("model.encoder.")]
+    res = run_demo(
+        "pusht", tmp_path, [*predictor_only, *SMALL_DATA, "eval.episodes=2"], show_progress=False, quick=True
+    )
+    assert res["env"] == "pusht" and res["episodes"] == 2 and res["pretrain_s"] > 0
+    encoder = load_checkpoint(tmp_path / "pretrain" / "checkpoints" / "last.pt")["model"]
+    world_model = load_checkpoint(tmp_path / "train" / "checkpoints" / "last.pt")
+    assert world_model["config"]["model"]["encoder"]["weights"] == str(tmp_path / "pretrain/checkpoints/last.pt")
+    frozen = {k: v for k, v in world_model["model"].items() if k.startswith("encoder.")}
+    assert frozen and all(torch.equal(v, encoder[k]) for k, v in frozen.items())
+    assert list((tmp_path / "data" / "latents").glob("*/latents.npy")), "the latents were not cached"
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert saved["success_rate"] == res["success_rate"]
+    rec = json.loads((tmp_path / "eval" / "episodes.jsonl").read_text().splitlines()[0])
+    assert len(rec["start"]) == 7 and len(rec["states"]) == 31  # Push-T state; 30 env steps

@@ -119,10 +119,11 @@ def collect(
         "episode_len": int(episode_len),
     }
     jobs = [(i, int(seed), int(episode_len), str(policy)) for i in range(episodes)]
-    progress = tqdm(total=episodes, desc=f"collect {spec.name}", unit="ep", disable=not show_progress)
     with TrajectoryWriter(
         path, env=spec.name, env_kwargs=env_kwargs, collector=collector, overwrite=overwrite
     ) as writer:
+        # Only once the output file exists: an --out that cannot be written fails without a bar.
+        progress = tqdm(total=episodes, desc=f"collect {spec.name}", unit="ep", disable=not show_progress)
         if workers == 1:
             for job in jobs:
                 writer.add_episode(**collect_episode(probe, *job))

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jepa_wms.checkpoint import atomic_write_bytes
+from jepa_wms.checkpoint import atomic_write_bytes, remove_stale_temporaries
 from jepa_wms.config import EncoderConfig, ExperimentConfig
 from jepa_wms.datasets.storage import TrajectoryStore, resolve_path
 from jepa_wms.encoders import Encoder, build_encoder
 from jepa_wms.encoders.from_checkpoint import encoder_source
+from jepa_wms.runlock import folder_lock
 
 __all__ = [
     "CACHE_FORMAT",
@@ -329,39 +330,41 @@ def encode_dataset(
         "dataset": dataset_stamp(store),
         "frames_done": 0,
     }
-    start = _reusable(folder, meta)
-    if start is None:
-        # meta.json goes first: a crash while the new file is created must not leave an old "complete" record.
-        (folder / _META).unlink(missing_ok=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        array = np.lib.format.open_memmap(folder / _ARRAY, mode="w+", dtype=dtype, shape=shape)
-        _write_meta(folder, meta)
-        start = 0
-    else:
-        array = np.lib.format.open_memmap(folder / _ARRAY, mode="r+")
-    torch_dtype = torch.float16 if dtype == "float16" else torch.float32
-    chunks = [(s, min(s + batch_size, shape[0])) for s in range(start, shape[0], batch_size)]
-    bar = tqdm(total=shape[0], initial=start, unit="frame", desc="encode", disable=not show_progress)
-    # One background read ahead: HDF5 decompression of the next chunk overlaps the encoder on the current one.
-    with ThreadPoolExecutor(max_workers=1) as pool, torch.no_grad():
-        pending = pool.submit(store.read_pixels, np.arange(*chunks[0])) if chunks else None
-        for i, (s, e) in enumerate(chunks):
-            pixels = pending.result()
-            pending = pool.submit(store.read_pixels, np.arange(*chunks[i + 1])) if i + 1 < len(chunks) else None
-            tokens = encoder.encode_frames(torch.from_numpy(pixels)[:, None])[:, 0].to(torch_dtype)
-            if not bool(torch.isfinite(tokens).all()):
-                raise LatentCacheError(
-                    f"frames {s}..{e - 1} of {store.path} encode to non-finite {dtype} latents "
-                    f"(beyond the float16 range?); encode with dtype float32"
-                )
-            array[s:e] = tokens.cpu().numpy()
-            array.flush()  # data on disk before the record that says it is there
-            meta["frames_done"] = e
+    # One encoder per cache folder: two would write the same rows and records.
+    with folder_lock(folder):
+        remove_stale_temporaries(folder)  # of meta.json writes that a kill cut short
+        start = _reusable(folder, meta)
+        if start is None:
+            # meta.json goes first: a crash while the new file is created must not leave an old "complete" record.
+            (folder / _META).unlink(missing_ok=True)
+            array = np.lib.format.open_memmap(folder / _ARRAY, mode="w+", dtype=dtype, shape=shape)
             _write_meta(folder, meta)
-            bar.update(e - s)
-            if on_chunk is not None:
-                on_chunk(e)
-    bar.close()
-    del array
-    store.close()
-    return folder
+            start = 0
+        else:
+            array = np.lib.format.open_memmap(folder / _ARRAY, mode="r+")
+        torch_dtype = torch.float16 if dtype == "float16" else torch.float32
+        chunks = [(s, min(s + batch_size, shape[0])) for s in range(start, shape[0], batch_size)]
+        bar = tqdm(total=shape[0], initial=start, unit="frame", desc="encode", disable=not show_progress)
+        # One background read ahead: HDF5 decompression of the next chunk overlaps the encoder on the current one.
+        with ThreadPoolExecutor(max_workers=1) as pool, torch.no_grad():
+            pending = pool.submit(store.read_pixels, np.arange(*chunks[0])) if chunks else None
+            for i, (s, e) in enumerate(chunks):
+                pixels = pending.result()
+                pending = pool.submit(store.read_pixels, np.arange(*chunks[i + 1])) if i + 1 < len(chunks) else None
+                tokens = encoder.encode_frames(torch.from_numpy(pixels)[:, None])[:, 0].to(torch_dtype)
+                if not bool(torch.isfinite(tokens).all()):
+                    raise LatentCacheError(
+                        f"frames {s}..{e - 1} of {store.path} encode to non-finite {dtype} latents "
+                        f"(beyond the float16 range?); encode with dtype float32"
+                    )
+                array[s:e] = tokens.cpu().numpy()
+                array.flush()  # data on disk before the record that says it is there
+                meta["frames_done"] = e
+                _write_meta(folder, meta)
+                bar.update(e - s)
+                if on_chunk is not None:
+                    on_chunk(e)
+        bar.close()
+        del array
+        store.close()
+        return folder

@@ -232,6 +232,7 @@ class TrajectoryStore:
             self.proprio = self._load(f, "proprio")
             self.state = self._load(f, "state")
             self._validate_lengths(f)
+            self._validate_values()
             stats = {k: np.asarray(f[f"stats/{k}"][()]) for k in _STATS_KEYS}
             self.preloaded = preload is True or (preload == "auto" and f["pixels"].nbytes < _PRELOAD_LIMIT)
             self._pixels = self._load(f, "pixels") if self.preloaded else None
@@ -328,6 +329,30 @@ class TrajectoryStore:
             int(getattr(self, k).shape[1]) for k in ("actions", "proprio", "state")
         )
 
+    def _validate_values(self) -> None:
+        """Finite rows (but each episode's last action, NaN by design) and frames of the size the env renders:
+        a NaN would surface as a NaN loss many steps later, and a wrong size only as frames the model never saw."""
+        last = self.episode_starts + self.episode_lengths - 1
+        for key in ("actions", "proprio", "state"):
+            bad = ~np.isfinite(getattr(self, key)).all(axis=1)
+            if key == "actions":
+                bad[last] = False
+            if bad.any():
+                raise DatasetError(
+                    f"{self.path}: '/{key}' holds NaN or inf in {int(bad.sum())} row(s), the first at "
+                    f"{self._where(int(np.argmax(bad)))}"
+                )
+        size = self.env_kwargs.get("img_size")
+        if size is not None and self.image_shape[:2] != (size, size):
+            raise DatasetError(
+                f"{self.path}: attribute env_kwargs has img_size={size!r}, but '/pixels' holds "
+                f"{self.image_shape[0]}x{self.image_shape[1]} frames (the env renders img_size x img_size)"
+            )
+
+    def _where(self, row: int) -> str:
+        ep = int(np.searchsorted(self.episode_starts, row, side="right")) - 1
+        return f"frame {row - int(self.episode_starts[ep])} of episode {ep} (row {row})"
+
     # -- access -------------------------------------------------------------------------------------------
     def read_pixels(self, frames: np.ndarray) -> np.ndarray:
         """Frames at global indices ``frames`` (any shape) -> uint8 (*frames.shape, H, W, 3)."""
@@ -341,7 +366,10 @@ class TrajectoryStore:
         ds = self._open()["pixels"]
         buf = np.empty((len(unique), *self.image_shape), dtype=np.uint8)
         for i, frame in enumerate(unique.tolist()):
-            ds.read_direct(buf, np.s_[frame : frame + 1], np.s_[i : i + 1])
+            try:
+                ds.read_direct(buf, np.s_[frame : frame + 1], np.s_[i : i + 1])
+            except OSError as err:  # h5py's word for a chunk that does not decompress
+                raise DatasetError(f"{self.path}: {self._where(frame)} cannot be read (damaged file?): {err}") from err
         return buf[inverse].reshape(*frames.shape, *self.image_shape)
 
     def episode(self, index: int) -> dict[str, np.ndarray]:

@@ -137,13 +137,14 @@ class WindowDataset:
         return len(self) // batch_size
 
     def batches(
-        self, batch_size: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1
+        self, batch_size: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1, start: int = 0
     ) -> Iterator[dict[str, torch.Tensor]]:
         """One epoch of shuffled batches; ``batch_size`` is the global batch, split over ranks.
 
         The permutation comes from a generator seeded by (seed, epoch): every epoch has a fresh order, every
         rank computes the same one, and a resumed run replays it exactly. Rank r takes rows r::world_size of
-        each global batch, so the ranks together see exactly the single-process batch.
+        each global batch, so the ranks together see exactly the single-process batch. ``start`` skips the epoch's
+        first batches without reading them (a run resumed from a checkpoint inside the epoch).
         """
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"batches: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
@@ -156,6 +157,6 @@ class WindowDataset:
         mixed = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0])
         gen = torch.Generator().manual_seed(mixed & 0x7FFF_FFFF_FFFF_FFFF)
         perm = torch.randperm(len(self), generator=gen).numpy()
-        for step in range(steps):
+        for step in range(start, steps):
             rows = perm[step * batch_size : (step + 1) * batch_size]
             yield self.get(rows[rank::world_size])

@@ -12,7 +12,7 @@ patches only (registers carry no position), and the world model consumes the fin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from jepa_wms.encoders.base import Encoder
+from jepa_wms.encoders.loading import is_flat_state_dict, load_state_strictly, read_weight_file
 from jepa_wms.layers import Attention, Mlp
-from jepa_wms.weights import resolve_weights
 
 __all__ = ["DINOV2_MODELS", "DinoV2Encoder", "DinoV2Spec", "build_dinov2", "load_dinov2_weights", "swiglu_hidden_dim"]
 
@@ -259,40 +259,20 @@ class DinoV2Encoder(Encoder):
         return self.forward_features(x)["x_norm_patchtokens"]
 
 
-def _first(items: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(items[:limit])
-    return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown
-
-
 def load_dinov2_weights(model: DinoV2Encoder, path: str | Path) -> DinoV2Encoder:
     """Load an official-format state dict file (local path or URL, see ``resolve_weights``) into ``model`` strictly.
 
-    Raises FileNotFoundError for a missing file and ValueError naming the file and the first missing,
-    unexpected and wrongly shaped keys when the file does not fit the architecture.
+    Raises FileNotFoundError for a missing file and ValueError naming the file when it holds code or other objects
+    (it is read with the shared ``weights_only`` reader), or the first missing, unexpected and wrongly shaped keys
+    when it does not fit the architecture.
     """
-    path = resolve_weights(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    path, state = read_weight_file(path)
+    if not is_flat_state_dict(state):
         raise ValueError(f"{path}: expected a flat state dict of tensors (official DINOv2 format), got {type(state)}")
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [
-        f"{k} {tuple(state[k].shape)} vs expected {tuple(own[k].shape)}"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        parts = [
-            f"{label}: {_first(keys)}"
-            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong))
-            if keys
-        ]
-        raise ValueError(
-            f"{path}: does not fit this DINOv2 model (D={model.embed_dim}, depth={len(model.blocks)}, "
-            f"registers={model.num_register_tokens}); " + "; ".join(parts)
-        )
-    model.load_state_dict(state, strict=True)
+    description = (
+        f"this DINOv2 model (D={model.embed_dim}, depth={len(model.blocks)}, registers={model.num_register_tokens})"
+    )
+    load_state_strictly(model, state, path, description)
     return model
 
 

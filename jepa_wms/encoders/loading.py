@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from jepa_wms.checkpoint import refused_pickle_reason
 from jepa_wms.weights import resolve_weights
 
 __all__ = ["is_flat_state_dict", "load_state_strictly", "read_weight_file", "state_dict_mismatch"]
@@ -37,8 +38,13 @@ def read_weight_file(spec: str | os.PathLike) -> tuple[Path, Any]:
             if "mmap" not in str(exc):
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable PyTorch weight file with weights_only=True ({exc})") from exc
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{path}: not a readable PyTorch weight file with weights_only=True ({refused_pickle_reason(exc)}); "
+            f"only tensors and plain containers are loaded, never code"
+        ) from exc
+    except (RuntimeError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable PyTorch weight file (truncated or corrupt?): {exc}") from exc
     return path, obj
 
 

@@ -15,16 +15,19 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write_bytes
-from ..config import ExperimentConfig, PlanConfig
+from ..checkpoint import atomic_write_bytes, remove_stale_temporaries
+from ..config import ExperimentConfig, PlanConfig, check_range
+from ..config_ranges import RANGES
+from ..datasets import DatasetError
 from ..envs import env_spec, make_env
 from ..planning import CEMPlanner, GradientPlanner, MPPIPlanner, NevergradPlanner, Planner
 from ..planning.mpc import EpisodeTrace, run_mpc
+from ..runlock import folder_lock
 from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
 from .media import plot_cost_history, plot_trajectories, write_video
@@ -96,11 +99,25 @@ def _load_done(jsonl: Path) -> dict[int, dict]:
 
 
 def _append_records(jsonl: Path, records: Sequence[dict]) -> None:
-    with open(jsonl, "a") as f:
-        for rec in records:
-            f.write(json.dumps(rec) + "\n")
+    with open(jsonl, "a+b") as f:
+        # A kill mid-write leaves a line without its newline: cut it off, or the next record would be glued to it.
+        f.truncate(_complete_length(f))
+        f.write("".join(json.dumps(rec) + "\n" for rec in records).encode())
         f.flush()
         os.fsync(f.fileno())
+
+
+def _complete_length(f: BinaryIO) -> int:
+    """Bytes of ``f`` up to and including its last newline (scanned backwards from the end)."""
+    pos = f.seek(0, os.SEEK_END)
+    while pos > 0:
+        size = min(pos, 1 << 16)
+        f.seek(pos - size)
+        newline = f.read(size).rfind(b"\n")
+        if newline >= 0:
+            return pos - size + newline + 1
+        pos -= size
+    return 0
 
 
 def plan_episodes(
@@ -210,6 +227,9 @@ def evaluate(
     ``out_dir/data``) gives the action statistics and ``dset`` goals. Returns the summary that is also written to
     ``out_dir/results.json``."""
     out_dir = Path(out_dir)
+    for name, value in (("episodes", episodes), ("seed", seed)):
+        if value is not None:
+            check_range(f"evaluate: {name}", value, RANGES[f"eval.{name}"])
     dev = resolve_device(device)
     setup = evaluation_setup(
         checkpoint, out_dir, overrides, dev, env=env, config=config, data=data, show_progress=show_progress
@@ -219,53 +239,57 @@ def evaluate(
     seed = cfg.eval.seed if seed is None else seed
     dtype = resolve_dtype(cfg.plan.precision, dev, training=False)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jsonl = out_dir / "episodes.jsonl"
-    meta_path = out_dir / "eval_meta.json"
-    fingerprint = _eval_fingerprint(cfg, setup.identity, seed)
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") != fingerprint:
-        raise FileExistsError(
-            f"{out_dir} holds an evaluation with another checkpoint, seed or planner setting; use a new --out"
-        )
-    atomic_write_bytes(meta_path, json.dumps({"fingerprint": fingerprint}).encode())
-    dataset_goals = _dataset_goals(cfg, setup.dataset)
-    done = _load_done(jsonl)
-    todo = [k for k in range(n) if k not in done]
-    chunk = max(1, cfg.plan.episode_chunk)
-    bar = tqdm(total=n, initial=n - len(todo), desc="eval episodes", disable=not show_progress)
-    for i in range(0, len(todo), chunk):
-        indices = todo[i : i + chunk]
-        records = _run_chunk(
-            model, cfg, env_kwargs, indices, seed, dev, dtype, out_dir / "videos", cfg.eval.videos, dataset_goals
-        )
-        _append_records(jsonl, records)
-        done.update({r["episode"]: r for r in records})
-        bar.update(len(indices))
-        bar.set_postfix(success=f"{np.mean([r['success'] for r in done.values()]):.2f}")
-    bar.close()
-    if hasattr(model, "close"):
-        model.close()  # the simulator's worker processes
+    # One evaluation per folder: a second one would plan the same episodes and interleave their records.
+    with folder_lock(out_dir):
+        remove_stale_temporaries(out_dir)
+        jsonl = out_dir / "episodes.jsonl"
+        meta_path = out_dir / "eval_meta.json"
+        fingerprint = _eval_fingerprint(cfg, setup.identity, seed)
+        if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") != fingerprint:
+            raise FileExistsError(
+                f"{out_dir} holds an evaluation with another checkpoint, seed or planner setting; use a new --out"
+            )
+        # Settings are refused before the folder is claimed, so that the corrected rerun may use it.
+        build_planner(cfg.plan)
+        dataset_goals = _dataset_goals(cfg, setup.dataset)
+        atomic_write_bytes(meta_path, json.dumps({"fingerprint": fingerprint}).encode())
+        done = _load_done(jsonl)
+        todo = [k for k in range(n) if k not in done]
+        chunk = cfg.plan.episode_chunk
+        bar = tqdm(total=n, initial=n - len(todo), desc="eval episodes", disable=not show_progress)
+        for i in range(0, len(todo), chunk):
+            indices = todo[i : i + chunk]
+            records = _run_chunk(
+                model, cfg, env_kwargs, indices, seed, dev, dtype, out_dir / "videos", cfg.eval.videos, dataset_goals
+            )
+            _append_records(jsonl, records)
+            done.update({r["episode"]: r for r in records})
+            bar.update(len(indices))
+            bar.set_postfix(success=f"{np.mean([r['success'] for r in done.values()]):.2f}")
+        bar.close()
+        if hasattr(model, "close"):
+            model.close()  # the simulator's worker processes
 
-    records = [done[k] for k in range(n)]
-    summary = {
-        **summarize(records),
-        "seed": seed,
-        "checkpoint": None if checkpoint is None else str(checkpoint),
-        "env": cfg.env,
-        "plan": cfg.plan.__dict__,
-    }
-    atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=2).encode())
-    _write_csv(out_dir / "episodes.csv", records)
-    plot_cost_history(
-        out_dir / "planning_cost.png",
-        np.array([r["cost_history"] for r in records]),
-        title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}",
-    )
-    scene = make_env(cfg.env, **env_kwargs).unwrapped
-    extent = getattr(getattr(scene, "config", None), "arena_size", None)
-    background = scene.render_state(np.asarray(records[0]["goal"])) if extent else None
-    plot_trajectories(out_dir / "paths.png", records[:16], background, extent)
-    return summary
+        records = [done[k] for k in range(n)]
+        summary = {
+            **summarize(records),
+            "seed": seed,
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "env": cfg.env,
+            "plan": cfg.plan.__dict__,
+        }
+        atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=2).encode())
+        _write_csv(out_dir / "episodes.csv", records)
+        plot_cost_history(
+            out_dir / "planning_cost.png",
+            np.array([r["cost_history"] for r in records]),
+            title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}",
+        )
+        scene = make_env(cfg.env, **env_kwargs).unwrapped
+        extent = getattr(getattr(scene, "config", None), "arena_size", None)
+        background = scene.render_state(np.asarray(records[0]["goal"])) if extent else None
+        plot_trajectories(out_dir / "paths.png", records[:16], background, extent)
+        return summary
 
 
 def _dataset_goals(cfg: ExperimentConfig, path: str) -> DatasetGoals | None:
@@ -273,7 +297,10 @@ def _dataset_goals(cfg: ExperimentConfig, path: str) -> DatasetGoals | None:
         return None
     if not path:
         raise ValueError("eval.goal_source=dset needs eval.goal_dataset=<dataset folder> for this checkpoint")
-    return DatasetGoals(path, env_spec(cfg.env).eval_steps, cfg.data.val_fraction, cfg.train.seed)
+    goals = DatasetGoals(path, env_spec(cfg.env).eval_steps, cfg.data.val_fraction, cfg.train.seed)
+    if goals.store.env != cfg.env:
+        raise DatasetError(f"{goals.store.path}: dset goals need a dataset of env {cfg.env!r}, not {goals.store.env!r}")
+    return goals
 
 
 def _write_csv(path: Path, records: Sequence[dict]) -> None:

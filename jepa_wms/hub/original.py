@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, refused_pickle_reason
 
 __all__ = ["OriginalCheckpoint", "detect_predictor_type", "read_original_checkpoint"]
 
@@ -109,8 +109,8 @@ def read_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"{path} holds objects other than tensors and plain containers and was refused (weights_only load): "
-            f"{str(exc).splitlines()[0]}"
+            f"{path} was refused ({refused_pickle_reason(exc)}): only tensors and plain containers are loaded, "
+            f"never code"
         ) from exc
     except Exception as exc:  # the unpickler raises many types (EOFError, RuntimeError, ...) on damaged files
         raise CheckpointError(f"{path} is not a readable torch file (truncated or corrupt?): {exc}") from exc

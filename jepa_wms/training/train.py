@@ -1,32 +1,37 @@
 """``train(cfg, data_dir, out_dir)``: the training program, top to bottom.
 
-set-up → data → model → optimizer → resume → loop over epochs (lr → forward under autocast → NaN check → backward →
-all-reduce (DDP) → clip → step → log) → validation → atomic checkpoint. All randomness comes from generators seeded by
-(seed, epoch) or (seed, step), so a run resumed from its last checkpoint produces the same weights as an
+set-up → data → the run folder's lock → model → optimizer → resume → loop over epochs (lr → seed dropout → forward
+under autocast → NaN check → backward → all-reduce (DDP) → clip → step → log → checkpoint every
+``train.checkpoint_every`` steps) → validation → atomic checkpoint. All randomness comes from generators seeded by
+(seed, epoch) or (seed, step) (``resume.py``), so a run resumed from any checkpoint produces the same weights as an
 uninterrupted one. Launch with ``torchrun --nproc-per-node N`` to train data-parallel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
-from ..config import ExperimentConfig, config_from_dict
+from ..checkpoint import atomic_write_bytes, remove_stale_temporaries, save_checkpoint
+from ..config import ExperimentConfig
 from ..datasets import TrajectoryStore, WindowDataset, split_episodes
 from ..datasets.latents import resolve_latents
+from ..runlock import folder_lock
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
 from .logger import RunLogger
 from .losses import world_model_loss
 from .optim import build_optimizer, lr_at
+from .resume import checkpoint_payload, resume_from
 
 
 class TrainingError(RuntimeError):
@@ -112,42 +117,14 @@ def _validate(
     return {k: v / n for k, v in totals.items()} if n else {}
 
 
-def _checkpoint_payload(model, opt, cfg, store, epoch: int, step: int, objective: Objective) -> dict:
-    payload = {
-        "objective": objective.name,
-        "config": cfg.to_dict(),
-        "env": cfg.env,
-        "env_kwargs": dict(store.env_kwargs),
-        "dims": {"raw_action_dim": store.action_dim, "proprio_dim": store.proprio_dim},
-        "dataset": {"path": str(store.path), "episodes": store.num_episodes},
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "epoch": epoch,
-        "step": step,
-    }
-    if cfg.model.encoder.type == "checkpoint":
-        # The architecture of an encoder taken from another checkpoint, so this one reloads without that file.
-        payload["encoder_source"] = dataclasses.asdict(model.encoder.source_config)
-    return payload
+def seed_step(seed: int, rank: int, step: int) -> None:
+    """Seed the global torch RNGs (CPU and every GPU), which dropout draws from, from (seed, rank, step).
 
-
-def _resume(path: Path, model, opt, cfg: ExperimentConfig, objective: Objective) -> tuple[int, int]:
-    ckpt = load_checkpoint(path)
-    if ckpt.get("objective", WORLD_MODEL.name) != objective.name:
-        raise CheckpointError(
-            f"cannot resume from {path}: it was trained with objective {ckpt.get('objective', WORLD_MODEL.name)!r}, "
-            f"not {objective.name!r} (train into a new --out folder)"
-        )
-    saved = config_from_dict(ckpt["config"])
-    for section in ("model", "data", "loss"):
-        if getattr(saved, section) != getattr(cfg, section):
-            raise CheckpointError(
-                f"cannot resume from {path}: its '{section}' config differs from the requested one "
-                f"(resume with the same config, or train into a new --out folder)"
-            )
-    load_state_strict(model, ckpt["model"], path)
-    opt.load_state_dict(ckpt["optimizer"])
-    return int(ckpt["epoch"]), int(ckpt["step"])
+    Derived per step rather than saved in checkpoints: a resume from any checkpoint replays the same dropout masks,
+    and every DDP rank draws its own, without gathering per-rank RNG states.
+    """
+    mixed = np.random.SeedSequence([int(seed), int(rank), int(step)]).generate_state(1, dtype=np.uint64)[0]
+    torch.manual_seed(int(mixed) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
 def train(
@@ -162,12 +139,10 @@ def train(
     ``out_dir/checkpoints/last.pt``."""
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
-    if ckpt_path.exists() and not resume:
-        raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue it, or choose another --out")
     device = resolve_device(cfg.train.device)
     dtype = resolve_dtype(cfg.train.precision, device, training=True)
 
-    with distributed(device) as (rank, world):
+    with distributed(device) as (rank, world), contextlib.ExitStack() as held:
         # ----- data -----
         preload = {"auto": "auto", "true": True, "false": False}[cfg.data.preload]
         # Pixels go to RAM only once it is known that no latent cache replaces them (see below).
@@ -185,11 +160,21 @@ def train(
             )
         total_steps = cfg.train.epochs * steps_per_epoch
 
+        # ----- the run folder: one process at a time (rank 0 holds the lock for all ranks) -----
+        if rank == 0:
+            held.enter_context(folder_lock(out_dir))
+            remove_stale_temporaries(out_dir)
+            remove_stale_temporaries(ckpt_path.parent)
+        if ckpt_path.exists() and not resume:
+            raise FileExistsError(f"{ckpt_path} already exists: pass --resume to continue it, or choose another --out")
+
         # ----- model and optimizer -----
         torch.manual_seed(cfg.train.seed)
         model = objective.build(cfg, store).to(device)
         opt = build_optimizer(model, cfg.optim)
-        epoch, step = _resume(ckpt_path, model, opt, cfg, objective) if resume and ckpt_path.exists() else (0, 0)
+        epoch, step, epoch_step = 0, 0, 0
+        if resume and ckpt_path.exists():
+            epoch, step, epoch_step = resume_from(ckpt_path, model, opt, cfg, store, objective.name)
         # A frozen encoder's latents can come from a `jepa-wms encode` cache instead of encoding pixels every step.
         # The pixel decoder's reconstruction term needs the frames themselves.
         setting = "off" if cfg.model.pixel_decoder and cfg.data.latents == "auto" else cfg.data.latents
@@ -204,13 +189,15 @@ def train(
         train_set = WindowDataset(store, num_frames, frameskip, train_eps, **windows)
         val_set = WindowDataset(store, num_frames, frameskip, val_eps, **windows)
         logger = RunLogger(out_dir, enabled=rank == 0)
+        held.callback(logger.close)
         logger.truncate_after(step)
         if rank == 0:
-            (out_dir / "config.yaml").write_text(_yaml(cfg))
+            atomic_write_bytes(out_dir / "config.yaml", _yaml(cfg).encode())
+            resuming = f", resuming at epoch {epoch}" + (f" batch {epoch_step}" if epoch_step else "")
             print(
                 f"[train] {model.num_parameters():,} trainable parameters, {len(train_set):,} windows, "
                 f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs, {device} {str(dtype)[6:]}"
-                + (f", resuming at epoch {epoch}" if epoch else "")
+                + (resuming if step else "")
             )
             print(f"[train] {latents_note}")
 
@@ -219,15 +206,18 @@ def train(
         while epoch < cfg.train.epochs:
             bar = tqdm(
                 total=steps_per_epoch,
+                initial=epoch_step,
                 desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                 disable=not show_progress or rank != 0,
                 leave=False,
             )
             t_last, samples = time.perf_counter(), 0
-            for batch in train_set.batches(cfg.train.batch_size, epoch, cfg.train.seed, rank, world):
+            batches = train_set.batches(cfg.train.batch_size, epoch, cfg.train.seed, rank, world, start=epoch_step)
+            for batch in batches:
                 lr = lr_at(step, total_steps, cfg.optim)
                 for group in opt.param_groups:
                     group["lr"] = lr
+                seed_step(cfg.train.seed, rank, step)
                 with autocast(device, dtype):
                     loss, stats = objective.loss(
                         model, _to_device(batch, device), cfg, seeded_generator(cfg.train.seed, step)
@@ -246,6 +236,7 @@ def train(
                 )
                 opt.step()
                 step += 1
+                epoch_step += 1
                 samples += cfg.train.batch_size
                 bar.update(1)
                 bar.set_postfix(loss=f"{stats['loss']:.4f}", std=f"{stats.get('latent_std', 0):.2f}")
@@ -254,20 +245,26 @@ def train(
                     stats.update(lr=lr, grad_norm=float(grad_norm), samples_per_s=samples / (now - t_last))
                     t_last, samples = now, 0
                     logger.log(step, epoch, "train", stats)
+                every = cfg.train.checkpoint_every
+                # The epoch's last step is checkpointed below, after validation.
+                if rank == 0 and every and step % every == 0 and epoch_step < steps_per_epoch:
+                    save_checkpoint(
+                        ckpt_path, checkpoint_payload(model, opt, cfg, store, objective.name, epoch, step, epoch_step)
+                    )
             bar.close()
-            epoch += 1
+            epoch, epoch_step = epoch + 1, 0
             if rank == 0:
                 val_stats = _validate(model, val_set, cfg, device, dtype, objective)
                 logger.log(step, epoch, "val", val_stats)
-                payload = _checkpoint_payload(model, opt, cfg, store, epoch, step, objective)
-                save_checkpoint(ckpt_path, payload)
+                payload = checkpoint_payload(model, opt, cfg, store, objective.name, epoch, step, 0)
                 if cfg.train.keep_epoch_checkpoints:
+                    # Before last.pt: a kill between the two redoes the epoch, which writes this file again.
                     save_checkpoint(ckpt_path.with_name(f"epoch_{epoch:03d}.pt"), payload)
+                save_checkpoint(ckpt_path, payload)
                 print(
                     f"[train] epoch {epoch}/{cfg.train.epochs} step {step} "
                     + " ".join(f"val_{k}={v:.4f}" for k, v in val_stats.items() if k.startswith("loss"))
                 )
-        logger.close()
     return ckpt_path
 
 

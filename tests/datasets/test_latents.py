@@ -12,6 +12,7 @@ from jepa_wms.datasets.latents import (
     LatentCache,
     LatentCacheError,
     build_cache_encoder,
+    cache_dir,
     encode_dataset,
     encoder_fingerprint,
     resolve_latents,
@@ -156,3 +157,12 @@ def test_cli_encode(data, capsys, tiny_checkpoint):
     assert f"latents: {data / 'latents'}" in out
     assert main(["encode", "--data", str(data), "--config", "wall", *TINY]) == 2
     assert "trainable" in capsys.readouterr().err
+
+
+def test_a_second_encode_into_one_cache_is_refused(cfg, data):
+    from jepa_wms.runlock import FolderLockedError, folder_lock
+
+    folder = cache_dir(data, encoder_fingerprint(build_cache_encoder(cfg), cfg.model.encoder))
+    with folder_lock(folder), pytest.raises(FolderLockedError, match="is in use"):
+        encode_dataset(cfg, data, device="cpu", show_progress=False)
+    assert not (folder / "meta.json").exists()

@@ -28,7 +28,7 @@ def episodes():
 
 @pytest.fixture
 def dataset(tmp_path, episodes):
-    with TrajectoryWriter(tmp_path / "ds", env="wall", env_kwargs={"img_size": 8}, collector={"seed": 3}) as w:
+    with TrajectoryWriter(tmp_path / "ds", env="wall", env_kwargs={"render": "default"}, collector={"seed": 3}) as w:
         for ep in episodes:
             w.add_episode(**ep)
     return tmp_path / "ds"
@@ -42,7 +42,7 @@ def test_round_trip(dataset, episodes, preload):
     assert store.preloaded is preload
     assert (store.num_episodes, store.num_frames) == (3, sum(LENGTHS))
     assert store.episode_lengths.tolist() == list(LENGTHS) and store.episode_starts.tolist() == [0, 5, 12]
-    assert (store.env, store.env_kwargs, store.collector) == ("wall", {"img_size": 8}, {"seed": 3})
+    assert (store.env, store.env_kwargs, store.collector) == ("wall", {"render": "default"}, {"seed": 3})
     assert store.image_shape == (8, 6, 3) and (store.action_dim, store.proprio_dim, store.state_dim) == (
         2,
         3,
@@ -136,6 +136,13 @@ def _edit(path, fn):
         (lambda f: f["state"].resize(10, axis=0), "'/state' has 10 rows, expected 16"),
         (lambda f: f["episode_length"].__setitem__(0, 6), "'/episode_length' must describe"),
         (lambda f: f.attrs.__setitem__("env_kwargs", "{oops"), "must be JSON"),
+        # Rows 5-11 are episode 1, 12-15 episode 2; each episode's last action row is NaN by design.
+        (
+            lambda f: f["proprio"].__setitem__(6, np.nan),
+            r"'/proprio' holds NaN or inf in 1 row\(s\), the first at frame 1 of episode 1",
+        ),
+        (lambda f: f["actions"].__setitem__(13, np.inf), "'/actions' holds NaN or inf .* frame 1 of episode 2"),
+        (lambda f: f.attrs.__setitem__("env_kwargs", '{"img_size": 8}'), "img_size=8, but '/pixels' holds 8x6 frames"),
     ],
 )
 def test_invalid_contents_name_the_key(dataset, edit, message):
@@ -144,6 +151,22 @@ def test_invalid_contents_name_the_key(dataset, edit, message):
     with pytest.raises(DatasetError, match=message) as err:
         TrajectoryStore(path)
     assert str(path) in str(err.value)
+
+
+def test_damaged_frame_read_lazily_names_episode_and_frame(tmp_path, episodes):
+    with TrajectoryWriter(tmp_path, env="wall") as w:
+        for ep in episodes:
+            w.add_episode(**dict(ep, pixels=np.zeros_like(ep["pixels"])))  # compressible: lzf really runs
+    path = tmp_path / "trajectories.h5"
+    with h5py.File(path, "r") as f:
+        chunk = f["pixels"].id.get_chunk_info_by_coord((7, 0, 0, 0))
+    with open(path, "r+b") as f:
+        f.seek(chunk.byte_offset)
+        f.write(b"\xff" * chunk.size)
+    store = TrajectoryStore(path, preload=False)
+    assert store.read_pixels(np.array([6, 8])).shape == (2, 8, 6, 3)
+    with pytest.raises(DatasetError, match="trajectories.h5: frame 2 of episode 1 .*cannot be read"):
+        store.episode(1)
 
 
 def test_normalizer_numpy_torch_and_dict():

@@ -41,12 +41,32 @@ def test_results_do_not_depend_on_batching_and_resume(tiny_checkpoint, tmp_path)
     (tmp_path / "b" / "episodes.jsonl").write_text(lines[0] + "\n" + lines[1][:40])
     c = evaluate(tiny_checkpoint, tmp_path / "b", overrides=["plan.episode_chunk=2"], show_progress=False)
     assert c["mean_final_distance"] == pytest.approx(b["mean_final_distance"])
+    # The cut line was dropped before appending, not glued to the next record: every record is on disk.
+    assert sorted(r["episode"] for r in rows(tmp_path / "b")) == [0, 1, 2]
 
 
 def test_other_settings_in_same_folder_are_refused(tiny_checkpoint, tmp_path):
     evaluate(tiny_checkpoint, tmp_path, episodes=1, show_progress=False)
     with pytest.raises(FileExistsError, match="new --out"):
         evaluate(tiny_checkpoint, tmp_path, episodes=1, seed=9, show_progress=False)
+
+
+def test_a_refused_evaluation_leaves_the_folder_to_its_corrected_rerun(tiny_checkpoint, tmp_path):
+    bad = ["plan.planner=nevergrad", "plan.ng_optimizer=NoSuchOptimizer"]
+    with pytest.raises(ValueError, match="NoSuchOptimizer"):
+        evaluate(tiny_checkpoint, tmp_path, episodes=1, overrides=bad, show_progress=False)
+    assert not (tmp_path / "eval_meta.json").exists()
+    assert evaluate(tiny_checkpoint, tmp_path, episodes=1, show_progress=False)["episodes"] == 1
+
+
+def test_episode_count_and_seed_are_range_checked_first(tmp_path):
+    from jepa_wms.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"episodes is 0; expected in \[1, 100000\]"):
+        evaluate(tmp_path / "none.pt", tmp_path / "e", episodes=0, show_progress=False)
+    with pytest.raises(ConfigError, match="seed is -2"):
+        evaluate(tmp_path / "none.pt", tmp_path / "e", seed=-2, show_progress=False)
+    assert not (tmp_path / "e").exists()
 
 
 def test_only_planning_keys_can_be_overridden(tiny_checkpoint, tmp_path):
@@ -103,3 +123,21 @@ def test_dset_goal_source_in_evaluate(tiny_checkpoint, tiny_dataset, tmp_path):
             overrides=["eval.goal_source=dset", f"eval.goal_dataset={tmp_path / 'absent'}"],
             show_progress=False,
         )
+
+
+def test_dset_goals_must_come_from_the_env_of_the_model(tiny_checkpoint, tmp_path):
+    from jepa_wms.datasets import DatasetError, TrajectoryWriter
+
+    rng = np.random.default_rng(0)
+    with TrajectoryWriter(tmp_path / "pusht", env="pusht") as w:
+        for _ in range(4):  # long enough for 30-step goals; only the env is wrong
+            w.add_episode(
+                np.zeros((40, 16, 16, 3), np.uint8),
+                rng.normal(size=(39, 2)),
+                np.zeros((40, 4)),
+                rng.normal(size=(40, 5)),
+            )
+    overrides = ["eval.goal_source=dset", f"eval.goal_dataset={tmp_path / 'pusht'}"]
+    with pytest.raises(DatasetError, match="dset goals need a dataset of env 'wall', not 'pusht'"):
+        evaluate(tiny_checkpoint, tmp_path / "e", overrides=overrides, show_progress=False)
+    assert not (tmp_path / "e" / "eval_meta.json").exists()

@@ -117,10 +117,17 @@ def load_pth(path: Path) -> Any:
     """A tensor file (``.pth``) as saved by the original code, loaded without unpickling code."""
     import torch
 
+    from jepa_wms.checkpoint import refused_pickle_reason
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DatasetError(f"missing file {path}") from None
+    except pickle.UnpicklingError as exc:
+        raise DatasetError(
+            f"{path}: cannot read as a tensor file ({refused_pickle_reason(exc)}; only tensors and plain containers "
+            f"are loaded, never code)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or code-carrying files
         raise DatasetError(f"{path}: cannot read as a tensor file ({type(exc).__name__}: {exc})") from None
 

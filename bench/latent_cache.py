@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jepa_wms.checkpoint import save_checkpoint
 from jepa_wms.config import load_config
 from jepa_wms.datasets import TrajectoryStore, TrajectoryWriter, WindowDataset
-from jepa_wms.datasets.latents import LatentCache, encode_dataset
+from jepa_wms.datasets.latents import LatentCache
 from jepa_wms.runtime import autocast, resolve_device, resolve_dtype, seeded_generator
+from jepa_wms.saved_model import save_world_model
+from jepa_wms.training.encode import encode_dataset
 from jepa_wms.training.losses import world_model_loss
 from jepa_wms.training.optim import build_optimizer
 from jepa_wms.training.train import build_from_store
@@ -145,7 +146,7 @@ def main() -> None:
             model = build_from_store(conv, store)
             ckpt = Path(tmp) / "conv.pt"
             dims = {"raw_action_dim": store.action_dim, "proprio_dim": store.proprio_dim}
-            save_checkpoint(ckpt, {"model": model.state_dict(), "config": conv.to_dict(), "dims": dims})
+            save_world_model(ckpt, model, conv, env_kwargs=store.env_kwargs, **dims)
             enc = conv.model.encoder
             frozen = load_config(
                 args.config, [*common, "model.encoder.type=checkpoint", f"model.encoder.weights={ckpt}"]

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import torch
 
-from jepa_wms.checkpoint import load_world_model
 from jepa_wms.config import load_config
 from jepa_wms.evaluation import plan_episodes
 from jepa_wms.runtime import resolve_device
+from jepa_wms.saved_model import load_world_model
 from jepa_wms.world_model import build_world_model
 
 

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from jepa_wms import encode_dataset, evaluate, load_config, train
-from jepa_wms.checkpoint import atomic_write_bytes, load_world_model
+from jepa_wms.checkpoint import atomic_write_bytes
+from jepa_wms.saved_model import load_world_model
 
 # CPU-sized predictors of similar width and the same depth; the conditioning is what differs.
 PREDICTORS: dict[str, list[str]] = {

@@ -1,16 +1,17 @@
 """jepa-wms: Joint-Embedding Predictive World Models.
 
-Data flows env → dataset → encoder → predictor → planner → evaluation. The public API (imported lazily, so
-``import jepa_wms`` stays cheap):
+Data flows env → dataset → encoder → predictor → planner → evaluation. ``import jepa_wms`` registers the envs'
+gymnasium ids (``gymnasium.make("jepa_wms/Wall-v0")``); the public API is imported lazily, so the import stays cheap:
 
 - ``make_env`` / ``env_names`` — environments with exact state setting and the reference success rules
 - ``collect`` / ``TrajectoryStore`` / ``WindowDataset`` — generate, store and read trajectories
 - ``encode_dataset`` — pre-encode a dataset with a frozen encoder (a latent cache training reads instead of pixels)
 - ``load_config`` / ``ExperimentConfig`` — typed configs with ``key=value`` overrides
-- ``build_world_model`` / ``WorldModel`` / ``load_world_model`` — ``encode`` observations, ``rollout`` actions
+- ``build_world_model`` / ``WorldModel`` — ``encode`` observations, ``rollout`` actions; ``save_world_model`` /
+  ``load_world_model`` — a world model as a checkpoint file
 - ``train`` — train a world model; ``pretrain`` — pretrain an image encoder alone (frame autoencoder);
   ``evaluate`` — plan seeded episodes and score them
-- ``CEMPlanner`` / ``run_mpc`` / ``goal_cost`` — plan in latent space
+- ``CEMPlanner`` / ``goal_cost`` — plan in latent space; ``run_mpc`` — the receding-horizon loop that drives envs
 - ``run_demo`` — collect → train → evaluate
 - ``resolve_weights`` — a weight file by local path or URL (cached download)
 - ``hub`` — the released JEPA-WMs models by name: ``jepa_wms.hub.load("jepa_wm_pusht")``
@@ -31,14 +32,15 @@ _EXPORTS = {
     "collect": "jepa_wms.datasets",
     "TrajectoryStore": "jepa_wms.datasets",
     "WindowDataset": "jepa_wms.datasets",
-    "encode_dataset": "jepa_wms.datasets",
+    "encode_dataset": "jepa_wms.training.encode",
     "load_config": "jepa_wms.config",
     "ExperimentConfig": "jepa_wms.config",
     "ConfigError": "jepa_wms.config",
     "build_world_model": "jepa_wms.world_model",
     "WorldModel": "jepa_wms.world_model",
     "LatentState": "jepa_wms.world_model",
-    "load_world_model": "jepa_wms.checkpoint",
+    "load_world_model": "jepa_wms.saved_model",
+    "save_world_model": "jepa_wms.saved_model",
     "CheckpointError": "jepa_wms.checkpoint",
     "train": "jepa_wms.training",
     "pretrain": "jepa_wms.training",
@@ -46,7 +48,7 @@ _EXPORTS = {
     "CEMPlanner": "jepa_wms.planning",
     "NevergradPlanner": "jepa_wms.planning",
     "goal_cost": "jepa_wms.planning",
-    "run_mpc": "jepa_wms.planning.mpc",
+    "run_mpc": "jepa_wms.evaluation.mpc",
     "run_demo": "jepa_wms.demo",
     "resolve_weights": "jepa_wms.weights",
 }
@@ -67,3 +69,9 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return [*__all__, *_SUBMODULES]
+
+
+# As `import gym_pusht` does: after `import jepa_wms`, `gymnasium.make("jepa_wms/Wall-v0")` works. The env modules
+# register their ids when they load; they are light (the simulators, mujoco and pymunk, load on an env's first use),
+# and importing them keeps each id next to its env's spec instead of in a second list.
+importlib.import_module("jepa_wms.envs")

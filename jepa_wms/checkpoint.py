@@ -1,13 +1,9 @@
-"""Checkpoints: atomic writes, ``weights_only`` loads, and errors that say which file is wrong and why.
+"""Checkpoint files: atomic writes, ``weights_only`` loads, strict state-dict loads, and errors that say which file
+is wrong and why.
 
-A checkpoint is a plain dict of tensors and primitive types (so ``torch.load(weights_only=True)`` can read it):
-``format``, ``format_version``, ``model_type``, ``config`` (the experiment config as a dict), ``env``, ``model``
-(state dict), ``optimizer``, ``epoch`` (completed epochs), ``step`` (optimizer steps done), ``epoch_step`` (batches
-of the next epoch done: a mid-epoch checkpoint; absent in older files: 0), ``dataset`` (its path and identity, which a
-resume checks), ``objective``
-(``world_model``, or ``pretrain_encoder`` for an encoder pretrained alone; absent in older files: a world model), and
-for a model whose encoder came from another checkpoint ``encoder_source`` (that encoder's concrete ``model.encoder``
-config).
+A leaf: it imports nothing else of jepa-wms, so every layer may read and write files through it. What a world-model
+checkpoint holds (its schema) is in ``saved_model.py``; here a checkpoint is any dict of tensors and primitive types
+with the format header ``format``, ``format_version`` and ``model_type``.
 """
 
 from __future__ import annotations
@@ -17,6 +13,7 @@ import os
 import pickle
 import re
 import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ MODEL_TYPE = "jepa_wm"
 
 
 class CheckpointError(ValueError):
-    """A file that is not a usable jepa-wms checkpoint for the requested model."""
+    """A file that is not a usable jepa-wms checkpoint, or a weight file that does not fit the requested model."""
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -93,22 +90,37 @@ def refused_pickle_reason(exc: pickle.UnpicklingError) -> str:
     return reason[0] if reason else type(exc).__name__
 
 
+def safe_load(path: Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers, never code. ``mmap`` maps the tensors from
+    the file instead of reading them (a 16 GB training checkpoint need not fit in RAM next to the model); files of the
+    legacy (pre-1.6, non-zip) format cannot be mapped and are read.
+
+    Raises CheckpointError on one line naming the file: what the unpickler refused, or that it is not readable.
+    """
+    try:
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        except RuntimeError as exc:
+            if not mmap or "mmap" not in str(exc):
+                raise
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path} was refused ({refused_pickle_reason(exc)}): only tensors and plain containers are loaded, "
+            f"never code"
+        ) from exc
+    except Exception as exc:  # the unpickler raises many types (KeyError, EOFError, RuntimeError, ...) on junk
+        raise CheckpointError(
+            f"{path} is not a readable torch file (truncated or corrupt?): {str(exc).splitlines()[0]}"
+        ) from exc
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a jepa-wms checkpoint (never unpickles arbitrary objects)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"checkpoint {path} was refused ({refused_pickle_reason(exc)}): only tensors and plain containers are "
-            f"loaded, never code"
-        ) from exc
-    except Exception as exc:  # the unpickler raises many types (KeyError, EOFError, RuntimeError, ...) on junk
-        raise CheckpointError(
-            f"{path} is not a readable torch checkpoint (truncated or corrupt?): {str(exc).splitlines()[0]}"
-        ) from exc
+    ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(
@@ -127,91 +139,39 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """``load_state_dict(strict=True)`` with an error naming the file, the keys and both shapes."""
+def _first(items: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return f"{shown}, ... ({len(items)} in all)" if len(items) > limit else shown
+
+
+def load_state_strict(
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    source: str | Path,
+    description: str = "this model",
+    ignore: Iterable[str] = (),
+) -> None:
+    """Copy ``state`` into ``module`` with ``strict=True`` after checking keys and shapes; the one strict load for
+    checkpoints and weight files alike.
+
+    On any mismatch a CheckpointError names ``source`` (the file), ``description`` (the architecture) and the first
+    missing keys, unexpected keys and shape mismatches. Keys in ``ignore`` may be in ``state`` without ``module``
+    having them (they are dropped).
+    """
+    ignored = set(ignore)
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own) - ignored)
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs expected {tuple(own[k].shape)}"
         for k in own
         if k in state and state[k].shape != own[k].shape
     ]
-    if missing or unexpected or mismatched:
-        parts = []
-        if mismatched:
-            parts.append("shape mismatch " + "; ".join(mismatched[:3]))
-        if missing:
-            parts.append(f"missing keys {missing[:3]}{' …' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:3]}{' …' if len(unexpected) > 3 else ''}")
-        raise CheckpointError(f"checkpoint {source} does not fit this model: " + ", ".join(parts))
-    module.load_state_dict(state, strict=True)
-
-
-def load_world_model(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild the world model stored in a training checkpoint.
-
-    Returns ``(model, config, checkpoint)``: the model in eval mode with its weights and normalisation stats, the
-    ``ExperimentConfig`` it was trained with, and the raw checkpoint dict (``env_kwargs``, ``epoch``, ...).
-    """
-    from .config import ConfigError, config_from_dict
-    from .world_model import build_world_model
-
-    ckpt = load_checkpoint(path, map_location)
-    if ckpt.get("objective", "world_model") != "world_model":
-        raise CheckpointError(
-            f"checkpoint {path} holds a {ckpt['objective']!r} model, not a world model; its encoder can be used "
-            f"frozen with model.encoder.type=checkpoint model.encoder.weights={path}"
-        )
-    try:
-        cfg = config_from_dict(ckpt["config"])
-    except ConfigError as exc:
-        raise CheckpointError(f"checkpoint {path} has a config this version cannot read: {exc}") from exc
-    dims = ckpt.get("dims")
-    if not isinstance(dims, dict) or not {"raw_action_dim", "proprio_dim"} <= set(dims):
-        raise CheckpointError(f"checkpoint {path} lacks 'dims' (raw_action_dim, proprio_dim)")
-    _check_env_dims(path, cfg.env, dims)
-    encoder = None
-    if cfg.model.encoder.type == "checkpoint":
-        from .encoders.from_checkpoint import build_checkpoint_encoder, encoder_config_from_dict
-
-        stored = ckpt.get("encoder_source")
-        if not isinstance(stored, dict):
-            raise CheckpointError(f"checkpoint {path} uses a checkpoint encoder but lacks 'encoder_source'")
-        from .encoders.registry import apply_encoder_settings
-
-        source = encoder_config_from_dict(stored, path)
-        # The settings build_encoder applies in training, so the reloaded encoder computes the same latents.
-        encoder = apply_encoder_settings(
-            build_checkpoint_encoder(cfg.model.encoder, load_weights=False, source=source), cfg.model.encoder
-        )
-    # The state dict below holds the encoder weights: no weight file or URL is needed to rebuild the model.
-    model = build_world_model(
-        cfg.model,
-        raw_action_dim=dims["raw_action_dim"],
-        proprio_dim=dims["proprio_dim"],
-        frameskip=cfg.data.frameskip,
-        load_weights=False,
-        encoder=encoder,
-    )
-    load_state_strict(model, ckpt["model"], path)
-    return model.to(map_location).eval(), cfg, ckpt
-
-
-def _check_env_dims(path: str | Path, env: str, dims: dict[str, Any]) -> None:
-    """A registered env's action and proprio widths must be the model's, or planning fails on its first step.
-    An env without a simulator (a released DROID model) has nothing to check against."""
-    from .envs import env_spec
-
-    try:
-        spec = env_spec(env)
-    except ValueError:
-        return
-    wrong = [
-        f"{key} {dims[key]} (the env has {want})"
-        for key, want in (("raw_action_dim", spec.action_dim), ("proprio_dim", spec.proprio_dim))
-        if dims[key] != want
+    problems = [
+        f"{label}: {_first(keys)}"
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong))
+        if keys
     ]
-    if wrong:
-        raise CheckpointError(f"checkpoint {path} is for env {env!r} but its model has " + " and ".join(wrong))
+    if problems:
+        raise CheckpointError(f"{source}: does not fit {description}; " + "; ".join(problems))
+    module.load_state_dict({k: v for k, v in state.items() if k not in ignored}, strict=True)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import logging
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config_ranges import RANGES, Range
 
@@ -18,17 +21,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("collect", help="generate trajectories from an env into an HDF5 dataset")
-    c.add_argument("--env", default="wall")
-    c.add_argument("--episodes", type=int, default=1000)
-    c.add_argument("--episode-len", type=int, default=50)
-    c.add_argument("--workers", type=int, default=2)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--img-size", type=int, default=64)
+    c.add_argument("--config", default=None, help="YAML file or embedded config name: its env and collect.* settings")
+    c.add_argument("--env", default=None, help="default: the config's (wall without --config)")
+    # Unset flags leave the config's collect.* value (CollectConfig's default without --config).
+    c.add_argument("--episodes", type=int, default=None)
+    c.add_argument("--episode-len", type=int, default=None)
+    c.add_argument("--workers", type=int, default=None)
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--img-size", type=int, default=None)
     c.add_argument(
-        "--policy", default="", help="data policy (default: the env's); Push-T: noisy_push | expert | random_walk"
+        "--policy", default=None, help="data policy (default: the env's); Push-T: noisy_push | expert | random_walk"
     )
     c.add_argument("--out", required=True, help="dataset folder (gets trajectories.h5); under $DATASET_ROOT if set")
     c.add_argument("--overwrite", action="store_true")
+    c.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. collect.episodes=100")
 
     v = sub.add_parser("convert", help="convert a published dataset (DINO-WM, Metaworld parquet) to our format")
     v.add_argument("src", nargs="?", help="root folder of the published dataset")
@@ -154,6 +160,18 @@ def _slurm_options(args: argparse.Namespace) -> SlurmOptions | None:
     return SlurmOptions(**given)
 
 
+def _collect(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .datasets import collect_with
+    from .paths import dataset_path
+
+    cfg = load_config(args.config, args.overrides)
+    flags = {k: getattr(args, k) for k in ("episodes", "episode_len", "workers", "seed", "img_size", "policy")}
+    settings = dataclasses.replace(cfg.collect, **{k: v for k, v in flags.items() if v is not None})
+    path = collect_with(args.env or cfg.env, settings, dataset_path(args.out), overwrite=args.overwrite)
+    print(f"wrote {path}")
+
+
 def _convert(args: argparse.Namespace) -> None:
     from .datasets.formats import convert, layouts
     from .paths import dataset_path
@@ -191,110 +209,146 @@ def _hub(args: argparse.Namespace) -> None:
     print(f"wrote {path}; plan with: jepa-wms eval --checkpoint {path} --out <dir>")
 
 
+def _encode(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .paths import dataset_path
+    from .training.encode import encode_dataset
+
+    cfg = load_config(args.config, args.overrides)
+    folder = encode_dataset(
+        cfg, dataset_path(args.data), device=args.device, batch_size=args.batch_size, dtype=args.dtype
+    )
+    print(f"latents: {folder}")
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .paths import checkpoint_path, dataset_path
+    from .training.pretrain import pretrain
+
+    cfg = load_config(args.config, args.overrides)
+    ckpt = pretrain(cfg, dataset_path(args.data), checkpoint_path(args.out), resume=args.resume)
+    print(f"checkpoint: {ckpt}; freeze it with model.encoder.type=checkpoint model.encoder.weights={ckpt}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .paths import checkpoint_path, dataset_path
+    from .training import train
+
+    cfg = load_config(args.config, args.overrides)
+    data, out = dataset_path(args.data), checkpoint_path(args.out)
+    slurm = _slurm_options(args)
+    if slurm is not None:
+        from .slurm import submit_train
+
+        job = submit_train(cfg, data, out, slurm, resume=args.resume)
+        print(f"submitted SLURM job {job.job_id} (train); logs: {job.paths.folder}")
+        return
+    print(f"checkpoint: {train(cfg, data, out, resume=args.resume)}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .evaluation import evaluate
+    from .paths import checkpoint_path, dataset_path
+
+    checkpoint = None if args.checkpoint is None else checkpoint_path(args.checkpoint)
+    slurm = _slurm_options(args)
+    if slurm is not None:
+        from .slurm import submit_eval
+
+        if checkpoint is None:
+            raise ValueError("eval --slurm needs --checkpoint (simulator-only evaluations run locally)")
+        job = submit_eval(
+            checkpoint,
+            args.out,
+            slurm,
+            episodes=args.episodes,
+            seed=args.seed,
+            overrides=args.overrides,
+            device=args.device,
+        )
+        print(f"submitted SLURM job {job.job_id} (eval); logs: {job.paths.folder}")
+        return
+    res = evaluate(
+        checkpoint,
+        args.out,
+        episodes=args.episodes,
+        seed=args.seed,
+        overrides=args.overrides,
+        device=args.device,
+        env=args.env,
+        config=args.config,
+        data=None if args.data is None else dataset_path(args.data),
+    )
+    print(_results_table(res["env"], res))
+    print(f"results: {args.out}/results.json")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    res = run_demo(args.env, args.out, args.overrides, quick=args.quick, task=args.task)
+    # run_demo's summary carries each stage's seconds as `<stage>_s`; no result key ends that way.
+    print(_results_table(res["env"], res, {k: v for k, v in res.items() if k.endswith("_s")}))
+
+
+def _results_table(env: str, results: dict[str, Any], timings: dict[str, float] | None = None) -> str:
+    rows = [
+        ("env", env),
+        ("episodes", results["episodes"]),
+        ("success rate", f"{100 * results['success_rate']:.1f} %"),
+        ("mean final distance", f"{results['mean_final_distance']:.2f}"),
+        ("planning s / episode", f"{results['planning_seconds_per_episode']:.2f}"),
+    ]
+    rows += [(k.replace("_s", " time"), f"{v / 60:.1f} min") for k, v in (timings or {}).items()]
+    width = max(len(k) for k, _ in rows)
+    return "\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + "\n"
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "collect": _collect,
+    "convert": _convert,
+    "encode": _encode,
+    "pretrain": _pretrain,
+    "train": _train,
+    "eval": _eval,
+    "hub": _hub,
+    "demo": _demo,
+}
+
+
+@contextlib.contextmanager
+def _console_logging() -> Iterator[None]:
+    """While a command runs, the library's log lines are its output: INFO and below on stdout, warnings on stderr,
+    the message alone (as the lines were printed before they were logged)."""
+    log = logging.getLogger("jepa_wms")
+    out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    err.setLevel(logging.WARNING)
+    level = log.level
+    log.setLevel(logging.INFO)
+    for handler in (out, err):
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(out)
+        log.removeHandler(err)
+        log.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .config import ConfigError
-    from .paths import checkpoint_path, dataset_path
     from .training import TrainingError
 
     try:
-        _check_numbers(args)
-        if args.command == "collect":
-            from .datasets import collect
-
-            path = collect(
-                args.env,
-                args.episodes,
-                dataset_path(args.out),
-                episode_len=args.episode_len,
-                workers=args.workers,
-                seed=args.seed,
-                img_size=args.img_size,
-                overwrite=args.overwrite,
-                policy=args.policy,
-            )
-            print(f"wrote {path}")
-        elif args.command == "convert":
-            _convert(args)
-        elif args.command == "encode":
-            from .config import load_config
-            from .datasets.latents import encode_dataset
-
-            folder = encode_dataset(
-                load_config(args.config, args.overrides),
-                dataset_path(args.data),
-                device=args.device,
-                batch_size=args.batch_size,
-                dtype=args.dtype,
-            )
-            print(f"latents: {folder}")
-        elif args.command == "pretrain":
-            from .config import load_config
-            from .training.pretrain import pretrain
-
-            ckpt = pretrain(
-                load_config(args.config, args.overrides),
-                dataset_path(args.data),
-                checkpoint_path(args.out),
-                resume=args.resume,
-            )
-            print(f"checkpoint: {ckpt}; freeze it with model.encoder.type=checkpoint model.encoder.weights={ckpt}")
-        elif args.command == "train":
-            from .config import load_config
-            from .training import train
-
-            cfg = load_config(args.config, args.overrides)
-            slurm = _slurm_options(args)
-            if slurm is not None:
-                from .slurm import submit_train
-
-                job = submit_train(cfg, dataset_path(args.data), checkpoint_path(args.out), slurm, resume=args.resume)
-                print(f"submitted SLURM job {job.job_id} (train); logs: {job.paths.folder}")
-                return 0
-            ckpt = train(cfg, dataset_path(args.data), checkpoint_path(args.out), resume=args.resume)
-            print(f"checkpoint: {ckpt}")
-        elif args.command == "eval":
-            from .demo import print_results_table
-            from .evaluation import evaluate
-
-            slurm = _slurm_options(args)
-            if slurm is not None:
-                from .slurm import submit_eval
-
-                if args.checkpoint is None:
-                    raise ValueError("eval --slurm needs --checkpoint (simulator-only evaluations run locally)")
-
-                job = submit_eval(
-                    checkpoint_path(args.checkpoint),
-                    args.out,
-                    slurm,
-                    episodes=args.episodes,
-                    seed=args.seed,
-                    overrides=args.overrides,
-                    device=args.device,
-                )
-                print(f"submitted SLURM job {job.job_id} (eval); logs: {job.paths.folder}")
-                return 0
-            res = evaluate(
-                None if args.checkpoint is None else checkpoint_path(args.checkpoint),
-                args.out,
-                episodes=args.episodes,
-                seed=args.seed,
-                overrides=args.overrides,
-                device=args.device,
-                env=args.env,
-                config=args.config,
-                data=None if args.data is None else dataset_path(args.data),
-            )
-            print_results_table(res["env"], res)
-            print(f"results: {args.out}/results.json")
-        elif args.command == "hub":
-            _hub(args)
-        elif args.command == "demo":
-            from .demo import run_demo
-
-            run_demo(args.env, args.out, args.overrides, quick=args.quick, task=args.task)
+        with _console_logging():
+            _check_numbers(args)
+            _COMMANDS[args.command](args)
     except (
         ValueError,
         ImportError,  # an optional extra is missing (nevergrad, submitit): the message names it

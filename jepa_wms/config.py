@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -22,6 +23,25 @@ PACKAGE_CONFIGS = Path(__file__).parent / "configs"
 
 class ConfigError(ValueError):
     """A config file or override that does not match the schema."""
+
+
+# The values a choice key accepts. The modules that act on a choice take their tuples from these types
+# (``typing.get_args``), so a new value is added here once and the config accepts it where the code does.
+EncoderType = Literal["conv", "keypoints", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint", "state"]
+PredictorType = Literal["adaln", "dino_wm", "vjepa2_ac"]
+RopeMode = Literal["standard", "legacy"]
+ProprioSpace = Literal["decoded", "embedding", "raw"]
+Distance = Literal["l2", "l1", "smooth_l1"]
+Regularizer = Literal["vicreg", "sigreg", "none"]
+Schedule = Literal["cosine", "constant"]
+Precision = Literal["auto", "fp32", "bf16"]
+Preload = Literal["auto", "true", "false"]
+PlannerName = Literal["cem", "mppi", "gd", "adam", "nevergrad"]
+PlanCost = Literal["L1", "L2"]
+PlanModel = Literal["world_model", "simulator"]
+SimCost = Literal["state", "pixels"]
+VideoFormat = Literal["gif", "mp4"]
+GoalSource = Literal["env", "dset"]
 
 
 @dataclass
@@ -39,7 +59,7 @@ class DataConfig:
     val_fraction: float = 0.05  # share of episodes held out for validation losses
     num_frames: int = 7  # frames per training window: context + predicted (W+1 in the paper's notation)
     frameskip: int = 5  # env steps between kept frames; their actions are concatenated into one model action
-    preload: str | bool = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
+    preload: Preload | bool = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
     # "auto": train on a complete matching `jepa-wms encode` cache when the encoder is frozen; "off"; or a cache path
     latents: str | bool = "auto"
 
@@ -60,7 +80,7 @@ class EncoderConfig:
     # (encoders/keypoints.py; pretrain it with `jepa-wms pretrain`); "dinov2" | "dinov3" | "vjepa" | "vjepa2": frozen
     # foundation encoder (see `name`; `weights: official` downloads its official file); "state": no image, the env's
     # true state as one token of normalised features (encoders/state.py; embed_dim and grid_size are set from it)
-    type: str = "conv"
+    type: EncoderType = "conv"
     name: str = ""  # foundation-encoder preset, e.g. dinov2_vits14 (its width/grid must match embed_dim/grid_size)
     weights: str = ""  # official weight file: local path or URL ("" = random init, for tests and benchmarks);
     # type "checkpoint": a jepa-wms training checkpoint whose (frozen) encoder is reused
@@ -83,13 +103,13 @@ class EncoderConfig:
 class PredictorConfig:
     # "adaln": JEPA-WM action-modulated ViT; "dino_wm": DINO-WM ViT with action/proprio channels on every token;
     # "vjepa2_ac": V-JEPA-2-AC ViT with an action and a proprio token per frame
-    type: str = "adaln"
+    type: PredictorType = "adaln"
     pred_dim: int = 112  # adaln: width of the visual part of each token; vjepa2_ac: token width (dino_wm: unused)
     depth: int = 3
     num_heads: int = 4
     mlp_ratio: float = 4.0
     init_scale_adaln: float = 10.0  # AdaLN modulation init std = 0.02 × this (0 gives AdaLN-zero)
-    rope: str = "standard"  # adaln/vjepa2_ac: "standard" true RoPE | "legacy" the original's (for released weights)
+    rope: RopeMode = "standard"  # adaln/vjepa2_ac: "standard" true RoPE | "legacy" the original's (released weights)
     # frames one rollout step sees: 0 = all of them through a key/value cache (dino_wm: num_frames);
     # W > 0 = re-run the last W frames at every step, positions from 0 (the original planner used 2)
     context_window: int = 0
@@ -111,7 +131,7 @@ class ModelConfig:
     # by a linear encoder, predicted embeddings decoded back to normalised proprio (ours, cannot collapse);
     # "embedding" = the embedding itself (the original JEPA-WM / DINO-WM models); "raw" = normalised proprio given
     # straight to the predictor, which embeds it (the original V-JEPA-2-AC; proprio_emb_dim > 0 just switches it on)
-    proprio_space: str = "decoded"
+    proprio_space: ProprioSpace = "decoded"
     # Channels of a conv decoder from the encoder's tokens back to pixels (coarsest first), trained with the
     # loss.recon_weight reconstruction term so that a small encoder keeps what the frame shows; [] = none.
     pixel_decoder: list[int] = field(default_factory=list)
@@ -119,12 +139,12 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    distance: str = "l2"  # "l2" (MSE) | "l1" | "smooth_l1", averaged over latent dims
+    distance: Distance = "l2"  # "l2" (MSE) | "l1" | "smooth_l1", averaged over latent dims
     rollout_steps: int = 6  # R: autoregressive steps in the rollout term; 1 = teacher forcing only
     rollout_stop_grad: bool = False  # detach the fed-back predictions (no backprop through time)
     proprio_weight: float = 1.0  # weight of the decoded-proprio error next to the visual error
     target_stop_grad: bool = False  # detach encoder targets (only sensible with a frozen encoder)
-    regularizer: str = "vicreg"  # "vicreg" | "sigreg" | "none": anti-collapse loss on encoder latents
+    regularizer: Regularizer = "vicreg"  # "vicreg" | "sigreg" | "none": anti-collapse loss on encoder latents
     reg_weight: float = 1.0
     vicreg_var_weight: float = 10.0  # the usual 1 leaves the Wall encoder collapsed (see docs)
     vicreg_cov_weight: float = 0.04
@@ -137,7 +157,7 @@ class OptimConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4  # end of the cosine decay
     warmup_steps: int = 100
-    schedule: str = "cosine"  # "cosine" | "constant"
+    schedule: Schedule = "cosine"
     weight_decay: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0  # max global grad norm; 0 disables
@@ -148,7 +168,7 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 20
     batch_size: int = 128  # global batch, split over DDP ranks
-    precision: str = "auto"  # "auto" | "fp32" | "bf16" (auto: bf16 autocast where the hardware has it)
+    precision: Precision = "auto"  # auto: bf16 autocast where the hardware has it
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     log_every: int = 20  # steps between CSV/TensorBoard rows
     keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt next to last.pt
@@ -158,7 +178,7 @@ class TrainConfig:
 
 @dataclass
 class PlanConfig:
-    planner: str = "cem"  # "cem" | "mppi" | "gd" | "adam" | "nevergrad" (needs the [planning] extra)
+    planner: PlannerName = "cem"  # "cem" | "mppi" | "gd" | "adam" | "nevergrad" (needs the [planning] extra)
     ng_optimizer: str = "NGOpt"  # planner=nevergrad: a nevergrad.optimizers.registry name
     temperature: float = 0.5  # planner=mppi: softmax temperature on normalised costs (the original's value)
     lr: float = 1.0  # planner=gd|adam: step size on the normalised actions (the original's value)
@@ -169,14 +189,14 @@ class PlanConfig:
     init_std: float = 1.0  # in normalised action units
     horizon: int = 6  # H, model steps per plan
     execute: int = 6  # model actions executed before replanning (H = execute: one open-loop plan)
-    cost: str = "L2"  # "L2" | "L1" latent distance on the final predicted step
+    cost: PlanCost = "L2"  # "L2" | "L1" latent distance on the final predicted step
     alpha: float = 1.0  # weight of the proprio term in the cost
     action_clip: float = 2.0  # clip planned actions to ±this many data std (0 disables)
     episode_chunk: int = 32  # episodes planned together in one batch
-    precision: str = "auto"  # "auto" | "fp32" | "bf16" for planning rollouts (auto: bf16 where the hardware has it)
+    precision: Precision = "auto"  # of the planning rollouts (auto: bf16 where the hardware has it)
     # "world_model": plan with the trained model; "simulator": the oracle, candidates rolled out in the true env
-    model: str = "world_model"
-    sim_cost: str = "state"  # model=simulator: "state" (the env's state_cost) | "pixels" (rendered frame + proprio)
+    model: PlanModel = "world_model"
+    sim_cost: SimCost = "state"  # model=simulator: "state" (the env's state_cost) | "pixels" (rendered frame + proprio)
     sim_workers: int = 0  # model=simulator: rollout processes (0 = one per CPU core); results do not depend on it
 
 
@@ -185,8 +205,8 @@ class EvalConfig:
     episodes: int = 96
     seed: int = 0
     videos: int = 8  # episodes to write a video for
-    video_format: str = "gif"  # "gif" | "mp4"
-    goal_source: str = "env"  # "env": the env's own sampler; "dset": held-out dataset segments (Push-T protocol)
+    video_format: VideoFormat = "gif"
+    goal_source: GoalSource = "env"  # "env": the env's own sampler; "dset": held-out dataset segments (Push-T protocol)
     goal_dataset: str = ""  # dataset for goal_source=dset; default: the one the checkpoint was trained on
 
 
@@ -205,27 +225,6 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-_CHOICES = {
-    "loss.distance": ("l2", "l1", "smooth_l1"),
-    "loss.regularizer": ("vicreg", "sigreg", "none"),
-    "optim.schedule": ("cosine", "constant"),
-    "train.precision": ("auto", "fp32", "bf16"),
-    "data.preload": ("auto", "true", "false"),
-    "plan.planner": ("cem", "mppi", "gd", "adam", "nevergrad"),
-    "plan.precision": ("auto", "fp32", "bf16"),
-    "plan.cost": ("L2", "L1"),
-    "plan.model": ("world_model", "simulator"),
-    "plan.sim_cost": ("state", "pixels"),
-    "eval.video_format": ("gif", "mp4"),
-    "eval.goal_source": ("env", "dset"),
-    "model.encoder.type": ("conv", "keypoints", "dinov2", "dinov3", "vjepa", "vjepa2", "checkpoint", "state"),
-    "model.predictor.type": ("adaln", "dino_wm", "vjepa2_ac"),
-    "model.predictor.rope": ("standard", "legacy"),
-    "model.proprio_space": ("decoded", "embedding", "raw"),
-}
-# The numeric keys' ranges: RANGES (config_ranges.py), checked in the same pass.
 
 
 def check_range(name: str, value: float, allowed: Range) -> None:
@@ -250,8 +249,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
         return dict(value)
-    if origin in (typing.Union, types.UnionType):
-        return value
+    if origin in (typing.Union, types.UnionType, Literal):
+        return value  # a choice is checked against its Literal once the section is built (_choices)
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -271,6 +270,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+def _choices(tp: Any) -> tuple[Any, ...]:
+    """The values a ``Literal`` annotation allows, alone or in a union (``Preload | bool``); () for other types."""
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    return tuple(v for arg in typing.get_args(tp) if typing.get_origin(arg) is Literal for v in typing.get_args(arg))
+
+
 def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -283,8 +289,9 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     obj = cls(**kwargs)
     for name in names:
         key, value = prefix + name, getattr(obj, name)
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"config key '{key}' is {value!r}; expected one of {_CHOICES[key]}")
+        allowed = _choices(hints[name])
+        if allowed and value not in allowed:
+            raise ConfigError(f"config key '{key}' is {value!r}; expected one of {allowed}")
         if key in RANGES:
             items = enumerate(value) if isinstance(value, list) else [(None, value)]
             for i, item in items:
@@ -292,9 +299,10 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     return obj
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over``'s keys over ``base``'s, mappings merged key by key (a base config and its file, overrides)."""
     out = dict(base)
-    for k, v in update.items():
+    for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
@@ -338,10 +346,18 @@ def _check_relations(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"config key 'optim.betas' is {optim.betas!r}; expected two values (Adam's beta1, beta2)")
 
 
-def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+def config_from_dict(
+    data: dict[str, Any], overrides: Sequence[str] = (), *, only: Sequence[str] | None = None
+) -> ExperimentConfig:
+    """The config ``data`` describes, with ``key=value`` overrides; ``only`` names the sections they may change (a
+    checkpoint's evaluation: ``plan`` and ``eval``, as the checkpoint holds the rest)."""
     merged = dict(data)
     for text in overrides:
-        merged = _merge(merged, parse_override(text))
+        change = parse_override(text)
+        if only is not None and not set(change) <= set(only):
+            sections = " and ".join(f"{s}.*" for s in only)
+            raise ConfigError(f"only {sections} keys may be overridden here, got {text!r}")
+        merged = _merge(merged, change)
     cfg = _from_dict(ExperimentConfig, merged)
     _check_relations(cfg)
     if cfg.model.predictor.num_frames == 0:
@@ -365,7 +381,7 @@ def _resolve_state_encoder(cfg: ExperimentConfig) -> None:
     enc.embed_dim, enc.grid_size = spec.dim, 1
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Load ``path`` (a YAML file, or the name of an embedded config such as ``wall``) and apply overrides.
 
     A file may start from another with ``base: <name or path>``: its keys are merged over the base's, section
@@ -402,13 +418,3 @@ def _read_yaml(path: str | Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"config file {p}: 'base' must be a config name or path, got {base!r}")
     local = p.parent / base
     return _merge(_read_yaml(local if local.suffix and local.exists() else base, (*seen, p.resolve())), data)
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -1,4 +1,4 @@
-"""The numbers every numeric config key accepts: one table, checked with ``config._CHOICES`` in one pass.
+"""The numbers every numeric config key accepts: one table, checked with the choices' ``Literal`` types in one pass.
 
 Kept apart from ``config.py`` only for its length. A bad value is refused when the config is read, with the key, the
 value and the range, instead of surfacing later as a ZeroDivisionError, a NaN result or an empty run; the command

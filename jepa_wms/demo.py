@@ -1,5 +1,5 @@
 """``run_demo``: collect → [pretrain the frozen encoder → encode] → train → evaluate on the embedded offline config,
-resuming whatever a killed run left."""
+resuming whatever a killed run left; ``run_pipeline`` runs the same loop for any typed config."""
 
 from __future__ import annotations
 
@@ -36,27 +36,37 @@ def run_demo(
     quick: bool = False,
     task: str | None = None,
 ) -> dict[str, Any]:
-    """Run the whole loop for ``env`` into ``out``: ``out/data``, ``out/train/checkpoints/last.pt`` and
-    ``out/eval/results.json``. Each stage is skipped or resumed when a previous run already did (part of) it.
+    """Run the whole loop for ``env`` into ``out`` with the embedded demo config and ``key=value`` ``overrides``:
+    `run_pipeline` of that config.
 
     ``quick`` picks the CPU-sized config; ``task`` selects the Metaworld task (default ``reach``). ``out``
-    defaults to ``runs/demo`` for Wall and ``runs/demo-<env>[-<task>][-quick]`` otherwise. A config whose frozen
-    checkpoint encoder names its pretraining config (``model.encoder.pretrain``) first pretrains it on the same data
-    into ``out/pretrain`` and writes the latent cache, so the world model trains on cached latents.
+    defaults to ``runs/demo`` for Wall and ``runs/demo-<env>[-<task>][-quick]`` otherwise.
     """
-    from .datasets import collect_for_config
-    from .evaluation import evaluate
-    from .training import train
-
     if task is not None and env != "metaworld":
         raise ValueError(f"--task applies to the metaworld demo only, not {env!r}")
-    overrides = list(overrides)
-    if env == "metaworld":
-        overrides.insert(0, f"env=metaworld-{task or 'reach'}")
-    cfg = load_config(demo_config_name(env, quick), overrides)
+    chosen_env = [f"env=metaworld-{task or 'reach'}"] if env == "metaworld" else []
+    cfg = load_config(demo_config_name(env, quick), [*chosen_env, *overrides])
     if out is None:
         name = cfg.env if env != "wall" else ""
         out = Path("runs") / "-".join(x for x in ("demo", name, "quick" if quick and env != "wall" else "") if x)
+    return run_pipeline(cfg, out, show_progress)
+
+
+def run_pipeline(cfg: ExperimentConfig, out: str | Path, show_progress: bool = True) -> dict[str, Any]:
+    """Collect → [pretrain the frozen encoder → encode] → train → evaluate ``cfg`` into ``out``: ``out/data``,
+    ``out/train/checkpoints/last.pt`` and ``out/eval/results.json``. Each stage is skipped or resumed when a previous
+    run already did (part of) it. Returns the evaluation summary with each stage's seconds (``<stage>_s``, also in
+    ``out/timings.json``).
+
+    A config whose frozen checkpoint encoder names its pretraining config (``model.encoder.pretrain``) first
+    pretrains it on the same data into ``out/pretrain`` and writes the latent cache, so the world model trains on
+    cached latents. The evaluation plans with ``cfg.plan`` and ``cfg.eval``.
+    """
+    from .datasets import collect_for_config
+    from .evaluation import checkpoint_setup, load_trained, run_evaluation
+    from .runtime import resolve_device
+    from .training import train
+
     out = Path(out)
     timings: dict[str, float] = {}
 
@@ -75,10 +85,10 @@ def run_demo(
     timings["train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    results = evaluate(ckpt, out / "eval", overrides=overrides_for_eval(overrides), show_progress=show_progress)
+    setup = checkpoint_setup(load_trained(ckpt, resolve_device("auto")), cfg.plan, cfg.eval)
+    results = run_evaluation(setup, out / "eval", show_progress=show_progress)
     timings["eval_s"] = time.perf_counter() - t0
 
-    print_results_table(cfg.env, results, timings)
     (out / "timings.json").write_text(json.dumps(timings, indent=2))
     return {**results, **timings}
 
@@ -86,7 +96,7 @@ def run_demo(
 def pretrain_encoder(cfg: ExperimentConfig, data_dir: Path, out: Path, show_progress: bool = True) -> ExperimentConfig:
     """Pretrain ``cfg.model.encoder.pretrain`` on ``data_dir`` into ``out`` (resumed or skipped when done), cache the
     dataset's latents under it, and return ``cfg`` with the encoder's weights pointing at that checkpoint."""
-    from .datasets.latents import encode_dataset
+    from .training.encode import encode_dataset
     from .training.pretrain import pretrain
 
     source = load_config(cfg.model.encoder.pretrain)
@@ -97,20 +107,3 @@ def pretrain_encoder(cfg: ExperimentConfig, data_dir: Path, out: Path, show_prog
     # float32: keypoint coordinates must stay sub-pixel, which float16 (~5e-4 at 1) only just is.
     encode_dataset(cfg, data_dir, dtype="float32", show_progress=show_progress)
     return cfg
-
-
-def overrides_for_eval(overrides: Sequence[str]) -> list[str]:
-    return [o for o in overrides if o.split("=", 1)[0].strip().startswith(("plan.", "eval."))]
-
-
-def print_results_table(env: str, results: dict[str, Any], timings: dict[str, float] | None = None) -> None:
-    rows = [
-        ("env", env),
-        ("episodes", results["episodes"]),
-        ("success rate", f"{100 * results['success_rate']:.1f} %"),
-        ("mean final distance", f"{results['mean_final_distance']:.2f}"),
-        ("planning s / episode", f"{results['planning_seconds_per_episode']:.2f}"),
-    ]
-    rows += [(k.replace("_s", " time"), f"{v / 60:.1f} min") for k, v in (timings or {}).items()]
-    width = max(len(k) for k, _ in rows)
-    print("\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + "\n")

@@ -18,16 +18,17 @@ The encoder reads pixels, or for ``model.encoder.type: state`` the env's exact s
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from .config import ModelConfig, ProprioSpace
 from .encoders import Encoder, PixelDecoder, build_encoder
 from .predictors import LatentPredictor, ProprioDecoder, ProprioEncoder, build_predictor
 
-PROPRIO_SPACES = ("decoded", "embedding", "raw")
+PROPRIO_SPACES: tuple[str, ...] = typing.get_args(ProprioSpace)
 
 
 @dataclass

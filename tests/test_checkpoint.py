@@ -73,7 +73,9 @@ def test_wrong_model_type_and_version(tmp_path):
 
 def test_strict_load_names_keys_and_shapes():
     model = torch.nn.Linear(3, 2)
-    with pytest.raises(CheckpointError, match=r"weight: checkpoint \(2, 4\) vs model \(2, 3\)"):
+    with pytest.raises(
+        CheckpointError, match=r"f.pt: does not fit this model; shape mismatches: weight \(2, 4\) vs expected \(2, 3\)"
+    ):
         load_state_strict(model, {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, "f.pt")
     with pytest.raises(CheckpointError, match="missing keys"):
         load_state_strict(model, {"weight": torch.zeros(2, 3)}, "f.pt")
@@ -128,8 +130,8 @@ def test_refusal_names_the_global_and_never_advises_an_unsafe_load(tmp_path, cap
 
 
 def test_checkpoint_whose_env_does_not_match_its_dims(tmp_path):
-    from jepa_wms.checkpoint import load_world_model
     from jepa_wms.config import load_config
+    from jepa_wms.saved_model import load_world_model
     from jepa_wms.world_model import build_world_model
     from tests.conftest import TINY
 

@@ -34,7 +34,33 @@ def test_collect_train_eval(tmp_path, capsys):
     ckpt = run / "checkpoints" / "last.pt"
     assert main(["eval", "--checkpoint", str(ckpt), "--episodes", "2", "--seed", "1", "--out", str(ev)]) == 0
     assert json.loads((ev / "results.json").read_text())["episodes"] == 2
-    assert "success rate" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "success rate" in out
+    assert "[train] epoch 1/1" in out, "the library's log lines are the command's output"
+
+
+def test_collect_reads_a_config_and_flags_override_it(tmp_path, capsys):
+    from jepa_wms.datasets import TrajectoryStore
+
+    config = tmp_path / "small.yaml"
+    config.write_text("base: wall\ncollect: {episodes: 3, episode_len: 5, workers: 1, img_size: 16, seed: 4}\n")
+
+    def collected(name: str, *argv: str) -> tuple:
+        assert main(["collect", "--config", str(config), "--out", str(tmp_path / name), *argv]) == 0
+        store = TrajectoryStore(tmp_path / name, preload=False)
+        shape = (
+            store.env,
+            store.num_episodes,
+            int(store.episode_lengths[0]),
+            store.image_shape[0],
+            store.collector["seed"],
+        )
+        store.close()
+        return shape
+
+    assert collected("from_config") == ("wall", 3, 6, 16, 4)  # 5 steps: 6 frames
+    assert collected("flags", "--episodes", "2", "--img-size", "24", "collect.seed=7") == ("wall", 2, 6, 24, 7)
+    assert "wrote" in capsys.readouterr().out
 
 
 def _error(capsys) -> str:

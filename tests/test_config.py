@@ -161,3 +161,48 @@ def test_override_that_is_not_plain_yaml_is_a_config_error(value, capfd):
     with pytest.raises(ConfigError, match="not plain YAML") as err:
         parse_override(f"train.epochs={value}")
     assert "\n" not in str(err.value) and "pwned" not in capfd.readouterr().out
+
+
+def test_choice_tuples_of_the_modules_are_the_config_literals():
+    """Each choice key's values are written once, as a Literal in config.py; the modules that act on them agree."""
+    import typing
+
+    from jepa_wms import config
+    from jepa_wms.planning import VALID_KINDS
+    from jepa_wms.planning.registry import PLANNERS
+    from jepa_wms.planning.simulator import SIM_COSTS
+    from jepa_wms.predictors import PREDICTOR_TYPES, ROPE_MODES
+    from jepa_wms.world_model import PROPRIO_SPACES
+
+    pairs = [
+        (PREDICTOR_TYPES, config.PredictorType),
+        (ROPE_MODES, config.RopeMode),
+        (PROPRIO_SPACES, config.ProprioSpace),
+        (SIM_COSTS, config.SimCost),
+        (VALID_KINDS, config.PlanCost),
+        (PLANNERS, config.PlannerName),
+    ]
+    for values, literal in pairs:
+        assert set(values) == set(typing.get_args(literal)), literal
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("plan.cost=L3", "config key 'plan.cost' is 'L3'; expected one of ('L1', 'L2')"),
+        ("model.predictor.type=rnn", "config key 'model.predictor.type' is 'rnn'; expected one of ('adaln', "),
+        ("data.preload=3", "config key 'data.preload' is 3; expected one of ('auto', 'true', 'false')"),
+        ("model.predictor.rope=42", "config key 'model.predictor.rope' is 42; expected one of ('standard', 'legacy')"),
+    ],
+)
+def test_a_bad_choice_is_one_line_naming_key_value_and_choices(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        load_config("wall", [override])
+    assert "\n" not in str(err.value)
+
+
+def test_overrides_can_be_limited_to_sections():
+    base = load_config("wall").to_dict()
+    assert config_from_dict(base, ["plan.alpha=0.5", "eval.seed=3"], only=("plan", "eval")).plan.alpha == 0.5
+    with pytest.raises(ConfigError, match=re.escape("only plan.* and eval.* keys may be overridden here, got 'train")):
+        config_from_dict(base, ["train.epochs=2"], only=("plan", "eval"))

@@ -10,10 +10,11 @@ import pickle
 import pytest
 import torch
 
-from jepa_wms.checkpoint import CheckpointError, load_world_model
+from jepa_wms.checkpoint import CheckpointError
 from jepa_wms.encoders import build_dinov2
 from jepa_wms.hub import PUBLISHED_MODELS, export, load, read_original_checkpoint
 from jepa_wms.predictors import AdaLNPredictor, DinoWMPredictor, VJepa2ACPredictor
+from jepa_wms.saved_model import load_world_model
 from jepa_wms.weights import WeightsUnavailableError
 from tests.predictors.predictor_helpers import mix_weights
 
@@ -45,20 +46,20 @@ def _conv1d(linear: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"module.patch_embed.weight": linear["weight"][:, :, None], "module.patch_embed.bias": linear["bias"]}
 
 
-def _original_file(kind: str, path, num_heads: int = 16, mix: bool = False) -> tuple:
+def _original_file(kind: str, path, num_heads: int = 16, mix: bool = False, proprio_dim: int = 2) -> tuple:
     """A predictor of ours with random weights, saved the way the original training script saved it. ``mix``
     re-draws them at unit gain, so that every patch predicts clearly different proprio channels."""
     torch.manual_seed(1)
     extra: dict[str, dict] = {}
     if kind == "adaln":
         pred = AdaLNPredictor(384, 10, 16, pred_dim=176, depth=2, num_heads=num_heads, grid_size=GRID, rope="legacy")
-        proprio = torch.nn.Linear(2, 16)
+        proprio = torch.nn.Linear(proprio_dim, 16)
         extra["proprio_encoder"] = _conv1d(proprio.state_dict())
     elif kind == "dino_wm":
         pred = DinoWMPredictor(
             384, 10, 10, GRID, num_frames=4, action_emb_dim=10, depth=2, num_heads=num_heads, dim_head=128 // num_heads
         )
-        proprio = torch.nn.Linear(2, 10)
+        proprio = torch.nn.Linear(proprio_dim, 10)
         extra["proprio_encoder"] = _conv1d(proprio.state_dict())
     else:
         pred = VJepa2ACPredictor(

@@ -117,7 +117,7 @@ def test_embedding_space_cost_and_loss_average_the_per_patch_proprio_error():
     from contextlib import nullcontext
 
     from jepa_wms.config import LossConfig
-    from jepa_wms.planning.mpc import latent_goal_cost_fn
+    from jepa_wms.planning.dynamics import latent_goal_cost_fn
     from jepa_wms.runtime import seeded_generator
     from jepa_wms.training.losses import world_model_loss
 

@@ -1,4 +1,5 @@
-"""Trajectory datasets: collection, the HDF5 on-disk format, normalisation, training windows and latent caches.
+"""Trajectory datasets: collection, the HDF5 on-disk format, normalisation, training windows and the latent cache
+format (``training.encode`` writes caches: encoding needs an encoder).
 
 Names load lazily (PEP 562) so that data-collection worker processes, which import
 `jepa_wms.datasets.collect`, do not pay for importing torch.
@@ -13,9 +14,9 @@ _EXPORTS = {
     "collect": "collect",
     "collect_episode": "collect",
     "collect_for_config": "collect",
+    "collect_with": "collect",
     "Normalizer": "normalize",
     "AR1RandomWalk": "policies",
-    "DoorSeekingWalk": "policies",
     "Policy": "policies",
     "default_policy": "policies",
     "policy_names": "policies",
@@ -29,14 +30,12 @@ _EXPORTS = {
     "WindowDataset": "windows",
     "LatentCache": "latents",
     "LatentCacheError": "latents",
-    "encode_dataset": "latents",
     "split_episodes": "windows",
 }
 
 __all__ = [
     "AR1RandomWalk",
     "DatasetError",
-    "DoorSeekingWalk",
     "FILENAME",
     "FORMAT",
     "FORMAT_VERSION",
@@ -50,18 +49,18 @@ __all__ = [
     "collect",
     "collect_episode",
     "collect_for_config",
+    "collect_with",
     "default_policy",
-    "encode_dataset",
     "policy_names",
     "resolve_path",
     "split_episodes",
 ]
 
 if TYPE_CHECKING:
-    from jepa_wms.datasets.collect import collect, collect_episode, collect_for_config
-    from jepa_wms.datasets.latents import LatentCache, LatentCacheError, encode_dataset
+    from jepa_wms.datasets.collect import collect, collect_episode, collect_for_config, collect_with
+    from jepa_wms.datasets.latents import LatentCache, LatentCacheError
     from jepa_wms.datasets.normalize import Normalizer
-    from jepa_wms.datasets.policies import AR1RandomWalk, DoorSeekingWalk, Policy, default_policy, policy_names
+    from jepa_wms.datasets.policies import AR1RandomWalk, Policy, default_policy, policy_names
     from jepa_wms.datasets.storage import (
         FILENAME,
         FORMAT,

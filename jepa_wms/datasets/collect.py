@@ -7,6 +7,7 @@ does not depend on the worker count.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from pathlib import Path
@@ -15,11 +16,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from jepa_wms.config import CollectConfig, ExperimentConfig
 from jepa_wms.datasets.policies import default_policy
 from jepa_wms.datasets.storage import TrajectoryWriter, resolve_path
 from jepa_wms.envs import env_spec, make_env
 
-__all__ = ["collect", "collect_episode", "episode_rng"]
+__all__ = ["collect", "collect_episode", "collect_for_config", "collect_with", "episode_rng"]
+
+# The defaults live in `CollectConfig` only; the command line's flags and `collect`'s keywords take theirs from it.
+_DEFAULTS = CollectConfig()
 
 # One env per worker process, built by the pool initializer and reused for all its episodes.
 _WORKER_ENV: Any = None
@@ -74,13 +79,13 @@ def collect(
     episodes: int,
     out_dir: str | os.PathLike,
     *,
-    episode_len: int = 50,
-    workers: int = 2,
-    seed: int = 0,
-    img_size: int = 64,
+    episode_len: int = _DEFAULTS.episode_len,
+    workers: int = _DEFAULTS.workers,
+    seed: int = _DEFAULTS.seed,
+    img_size: int = _DEFAULTS.img_size,
     show_progress: bool = True,
     overwrite: bool = False,
-    policy: str = "",
+    policy: str = _DEFAULTS.policy,
 ) -> Path:
     """Collect ``episodes`` episodes of ``episode_len`` steps into ``out_dir/trajectories.h5``.
 
@@ -139,21 +144,24 @@ def collect(
     return path
 
 
-def collect_for_config(cfg: Any, out_dir: str | os.PathLike, show_progress: bool = True) -> Path:
+def collect_with(
+    env: str,
+    settings: CollectConfig,
+    out_dir: str | os.PathLike,
+    *,
+    show_progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """`collect` with the settings of a config's ``collect`` section, whose fields are `collect`'s keywords."""
+    return collect(
+        env, out_dir=out_dir, **dataclasses.asdict(settings), show_progress=show_progress, overwrite=overwrite
+    )
+
+
+def collect_for_config(cfg: ExperimentConfig, out_dir: str | os.PathLike, show_progress: bool = True) -> Path:
     """``out_dir/trajectories.h5`` of ``cfg.env`` collected with the config's ``collect`` settings, unless one is
     already there (a demo or simulator evaluation that is run again reuses its data)."""
     path = resolve_path(out_dir)
     if path.exists():
         return path
-    c = cfg.collect
-    return collect(
-        cfg.env,
-        c.episodes,
-        out_dir,
-        episode_len=c.episode_len,
-        workers=c.workers,
-        seed=c.seed,
-        img_size=c.img_size,
-        show_progress=show_progress,
-        policy=c.policy,
-    )
+    return collect_with(cfg.env, cfg.collect, out_dir, show_progress=show_progress)

@@ -5,10 +5,9 @@ from jepa_wms.encoders.base import Encoder
 from jepa_wms.encoders.conv import ConvEncoder
 from jepa_wms.encoders.dinov2 import DINOV2_MODELS, DinoV2Encoder, build_dinov2, load_dinov2_weights
 from jepa_wms.encoders.dinov3 import DINOV3_MODELS, DinoV3Encoder, build_dinov3, load_dinov3_weights
-from jepa_wms.encoders.from_checkpoint import build_checkpoint_encoder
 from jepa_wms.encoders.keypoints import KeypointDecoder, KeypointEncoder
 from jepa_wms.encoders.pixel_decoder import PixelDecoder
-from jepa_wms.encoders.registry import FOUNDATION_ENCODERS, build_encoder
+from jepa_wms.encoders.registry import FOUNDATION_ENCODERS, build_checkpoint_encoder, build_encoder
 from jepa_wms.encoders.regularizers import sigreg, vicreg
 from jepa_wms.encoders.state import STATE_FEATURES, StateEncoder, state_features
 from jepa_wms.encoders.vjepa import VJEPA_MODELS, VJepaEncoder, build_vjepa, load_vjepa_weights

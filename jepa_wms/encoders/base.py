@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Encoder"]
+if TYPE_CHECKING:
+    from jepa_wms.config import EncoderConfig
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Encoder"]
+
+# The pixel statistics every foundation encoder (DINOv2, DINOv3, V-JEPA) and the released models normalise with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Encoder(nn.Module, metaclass=abc.ABCMeta):
@@ -28,6 +36,9 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
         observation_key: the observation array ``encode_frames`` reads: ``"pixels"`` (every image encoder) or
             ``"state"`` (``StateEncoder``: the env's exact state).
+        source_config: for an encoder taken from a checkpoint (``model.encoder.type: checkpoint``), the concrete
+            config it was built from; a world model trained on it stores it, so it reloads without that file.
+            None for every other encoder, whose own config is concrete.
     """
 
     observation_key: str = "pixels"
@@ -56,6 +67,7 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
         self.std = tuple(float(s) for s in std)
         self.trainable = trainable
         self.normalize_output = False  # parameter-free LayerNorm over D on the tokens (V-JEPA-2-AC)
+        self.source_config: EncoderConfig | None = None
 
     @property
     def num_tokens(self) -> int:

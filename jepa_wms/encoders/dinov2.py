@@ -21,14 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jepa_wms.encoders.base import Encoder
-from jepa_wms.encoders.loading import is_flat_state_dict, load_state_strictly, read_weight_file
-from jepa_wms.layers import Attention, Mlp
+from jepa_wms.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder
+from jepa_wms.encoders.loading import load_weights
+from jepa_wms.layers import Attention, LayerScale, Mlp, PatchEmbed
 
 __all__ = ["DINOV2_MODELS", "DinoV2Encoder", "DinoV2Spec", "build_dinov2", "load_dinov2_weights", "swiglu_hidden_dim"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PATCH_SIZE = 14
 PRETRAIN_GRID = 37  # the released models were trained at 518 px = 37 patches of 14 px
 _LN_EPS = 1e-6
@@ -37,29 +35,6 @@ _LN_EPS = 1e-6
 def swiglu_hidden_dim(embed_dim: int, mlp_ratio: float = 4.0) -> int:
     """Hidden width of DINOv2's SwiGLU FFN: 2/3 of the GELU MLP's, rounded up to a multiple of 8 (4096 for ViT-g)."""
     return (int(embed_dim * mlp_ratio * 2 / 3) + 7) // 8 * 8
-
-
-class _PatchEmbed(nn.Module):
-    """``(B, 3, H, W) -> (B, (H/p)·(W/p), D)`` with one strided convolution named ``proj`` (official name)."""
-
-    def __init__(self, embed_dim: int, patch_size: int) -> None:
-        super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(3, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)
-
-
-class _LayerScale(nn.Module):
-    """Per-channel residual-branch gain ``gamma`` (the official checkpoints store it under ``ls{1,2}.gamma``)."""
-
-    def __init__(self, dim: int, init_value: float) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma
 
 
 class _SwiGLU(nn.Module):
@@ -82,10 +57,10 @@ class _Block(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=_LN_EPS)
         self.attn = Attention(dim, num_heads, qkv_bias=True)
-        self.ls1 = _LayerScale(dim, init_values)
+        self.ls1 = LayerScale(dim, init_values)
         self.norm2 = nn.LayerNorm(dim, eps=_LN_EPS)
         self.mlp = Mlp(dim, 4 * dim) if ffn == "mlp" else _SwiGLU(dim, swiglu_hidden_dim(dim))
-        self.ls2 = _LayerScale(dim, init_values)
+        self.ls2 = LayerScale(dim, init_values)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.ls1(self.attn(self.norm1(x)))
@@ -159,7 +134,7 @@ class DinoV2Encoder(Encoder):
         self.patch_size = PATCH_SIZE
         self.pos_grid = pos_grid
         self.num_register_tokens = spec.num_register_tokens
-        self.patch_embed = _PatchEmbed(dim, PATCH_SIZE)
+        self.patch_embed = PatchEmbed(dim, PATCH_SIZE)
         self.cls_token = nn.Parameter(torch.empty(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.empty(1, 1 + pos_grid * pos_grid, dim))
         # Absent (not an empty tensor) without registers, so the state dict matches the non-reg files exactly.
@@ -266,13 +241,10 @@ def load_dinov2_weights(model: DinoV2Encoder, path: str | Path) -> DinoV2Encoder
     (it is read with the shared ``weights_only`` reader), or the first missing, unexpected and wrongly shaped keys
     when it does not fit the architecture.
     """
-    path, state = read_weight_file(path)
-    if not is_flat_state_dict(state):
-        raise ValueError(f"{path}: expected a flat state dict of tensors (official DINOv2 format), got {type(state)}")
     description = (
         f"this DINOv2 model (D={model.embed_dim}, depth={len(model.blocks)}, registers={model.num_register_tokens})"
     )
-    load_state_strictly(model, state, path, description)
+    load_weights(model, path, description, "official DINOv2 files are flat state dicts")
     return model
 
 

@@ -32,12 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jepa_wms.encoders.base import Encoder
-
-# Same modules as DINOv2 (Conv2d ``proj``, ``gamma``), shared rather than copied.
-from jepa_wms.encoders.dinov2 import IMAGENET_MEAN, IMAGENET_STD, _LayerScale, _PatchEmbed
-from jepa_wms.encoders.loading import is_flat_state_dict, load_state_strictly, read_weight_file
-from jepa_wms.layers import Mlp
+from jepa_wms.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder
+from jepa_wms.encoders.loading import load_weights
+from jepa_wms.layers import LayerScale, Mlp, PatchEmbed
 from jepa_wms.weights import WeightsUnavailableError, resolve_weights
 
 __all__ = ["DINOV3_MODELS", "DinoV3Encoder", "DinoV3Spec", "build_dinov3", "dinov3_rope_sincos", "load_dinov3_weights"]
@@ -147,10 +144,10 @@ class _Block(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=_LN_EPS)
         self.attn = _Attention(dim, num_heads)
-        self.ls1 = _LayerScale(dim, init_values)
+        self.ls1 = LayerScale(dim, init_values)
         self.norm2 = nn.LayerNorm(dim, eps=_LN_EPS)
         self.mlp = Mlp(dim, int(dim * ffn_ratio))
-        self.ls2 = _LayerScale(dim, init_values)
+        self.ls2 = LayerScale(dim, init_values)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x = x + self.ls1(self.attn(self.norm1(x), rope))
@@ -186,7 +183,7 @@ class DinoV3Encoder(Encoder):
         self.spec = spec
         self.patch_size = PATCH_SIZE
         self.num_storage_tokens = spec.num_storage_tokens
-        self.patch_embed = _PatchEmbed(dim, PATCH_SIZE)
+        self.patch_embed = PatchEmbed(dim, PATCH_SIZE)
         self.cls_token = nn.Parameter(torch.empty(1, 1, dim))
         # Absent (not an empty tensor) without storage tokens, as in the official model.
         self.storage_tokens = (
@@ -265,15 +262,12 @@ def load_dinov3_weights(model: DinoV3Encoder, path: str | Path) -> DinoV3Encoder
     nor downloadable (the official URLs are gated), and ValueError naming the file and the first missing,
     unexpected and wrongly shaped keys when it does not fit the architecture.
     """
-    path, state = read_weight_file(_resolve(path))
-    if not is_flat_state_dict(state):
-        raise ValueError(f"{path}: expected a flat state dict of tensors (official DINOv3 format), got {type(state)}")
     spec = model.spec
     description = (
         f"this DINOv3 model (D={spec.embed_dim}, depth={spec.depth}, heads={spec.num_heads}, "
         f"storage tokens={spec.num_storage_tokens})"
     )
-    load_state_strictly(model, state, path, description)
+    load_weights(model, _resolve(path), description, "official DINOv3 files are flat state dicts")
     return model
 
 

@@ -26,7 +26,7 @@ the start of a key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -35,9 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jepa_wms.encoders.base import Encoder
-from jepa_wms.encoders.dinov2 import IMAGENET_MEAN, IMAGENET_STD
-from jepa_wms.encoders.loading import is_flat_state_dict, load_state_strictly, read_weight_file
+from jepa_wms.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder
+from jepa_wms.encoders.loading import load_weights
 from jepa_wms.layers import Attention, Mlp, RotaryEmbedding3D, grid_positions
 from jepa_wms.weights import resolve_weights
 
@@ -261,28 +260,6 @@ class VJepaEncoder(Encoder):
         return self.forward_tokens(x)
 
 
-def _encoder_state(obj: object, path: Path, checkpoint_key: str) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping) and checkpoint_key in obj:
-        state = obj[checkpoint_key]
-        if not is_flat_state_dict(state):
-            raise ValueError(f"{path}: entry {checkpoint_key!r} is not a state dict of tensors")
-    elif is_flat_state_dict(obj):
-        state = obj  # an encoder state dict extracted beforehand
-    else:
-        found = sorted(str(k) for k in obj) if isinstance(obj, Mapping) else type(obj).__name__
-        raise ValueError(
-            f"{path}: no {checkpoint_key!r} entry and not a flat state dict of tensors (found {found}); official "
-            "V-JEPA checkpoints hold 'encoder' and 'target_encoder'"
-        )
-    stripped: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        new = strip_key_prefixes(key)
-        if new in stripped:
-            raise ValueError(f"{path}: two keys become {new!r} once the module./backbone. prefixes are stripped")
-        stripped[new] = value
-    return stripped
-
-
 def load_vjepa_weights(model: VJepaEncoder, path: str | Path, checkpoint_key: str = "target_encoder") -> VJepaEncoder:
     """Load an official V-JEPA / V-JEPA 2 checkpoint (local path or URL, see ``resolve_weights``) strictly.
 
@@ -292,14 +269,13 @@ def load_vjepa_weights(model: VJepaEncoder, path: str | Path, checkpoint_key: st
     Raises WeightsUnavailableError (a FileNotFoundError) saying where to put an unavailable file and ValueError
     naming the file, entry and mismatched keys otherwise.
     """
-    path, obj = read_weight_file(path)
-    state = _encoder_state(obj, path, checkpoint_key)
     spec = model.spec
     description = (
         f"this V-JEPA encoder (D={spec.embed_dim}, depth={spec.depth}, heads={spec.num_heads}, positions={spec.pos})"
     )
+    layout = "official V-JEPA checkpoints hold 'encoder' and 'target_encoder'"
     ignore = ("pos_embed",) if spec.pos == "rope" else ()
-    load_state_strictly(model, state, f"{path} [{checkpoint_key}]", description, ignore=ignore)
+    load_weights(model, path, description, layout, entry=checkpoint_key, rename=strip_key_prefixes, ignore=ignore)
     return model
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 from jepa_wms.envs.base import EnvSpec, PlanningEnvBase, register_env
+from jepa_wms.envs.wall_policy import DoorSeekingWalk
 from jepa_wms.envs.wall_render import make_renderer
 
 __all__ = ["WallConfig", "WallEnv", "WALL_SPEC", "wall_dynamics"]
@@ -300,6 +301,18 @@ class WallEnv(PlanningEnvBase):
             x, y = rng.uniform(c.free_low, c.free_high, size=2)
             if not any(x0 <= x <= x1 and y0 <= y <= y1 for (x0, y0), (x1, y1) in c.wall_boxes):
                 return np.array([x, y])
+
+    def data_policy(self) -> DoorSeekingWalk:
+        """The exploration policy `jepa_wms.datasets.collect` uses here: `DoorSeekingWalk` with ρ = 0.9, σ = 0.75
+        (2σ = 1.5, the action range planners are later clipped to), pulled through the door in 75 % of episodes.
+
+        Measured on 2000 random 50-step episodes from uniform starts: 42.5 % visit both rooms (pure AR(1): 5.7 % at
+        ρ = 0.9, 6.0 % at ρ = 0.7).
+        """
+        c, space = self.config, self.action_space
+        # Bounds read from the float32 action space, as collection always has: the same actions for any max_action.
+        low, high = float(np.min(space.low)), float(np.max(space.high))
+        return DoorSeekingWalk(space.shape[0], (c.wall_center_x, c.door_center_y), c.wall_x, low=low, high=high)
 
     # -- success --------------------------------------------------------------------------------------------
     def distance(self, state: np.ndarray, goal: np.ndarray) -> float:

@@ -1,6 +1,20 @@
-"""Evaluation: seeded planning episodes, success rates, results files, videos and plots."""
+"""Evaluation: seeded planning episodes driven by the receding-horizon loop, success rates, results files, videos
+and plots."""
 
-from .evaluate import build_planner, evaluate, plan_episodes, summarize
+from .evaluate import evaluate, plan_episodes, run_evaluation, summarize
 from .goals import DatasetGoals, episode_start_goal
+from .setup import EvalSetup, TrainedModel, checkpoint_setup, load_trained, simulator_setup
 
-__all__ = ["DatasetGoals", "build_planner", "episode_start_goal", "evaluate", "plan_episodes", "summarize"]
+__all__ = [
+    "DatasetGoals",
+    "EvalSetup",
+    "TrainedModel",
+    "checkpoint_setup",
+    "episode_start_goal",
+    "evaluate",
+    "load_trained",
+    "plan_episodes",
+    "run_evaluation",
+    "simulator_setup",
+    "summarize",
+]

@@ -1,5 +1,8 @@
 """``evaluate(checkpoint, out_dir)``: plan seeded episodes with a trained world model and score them.
 
+``run_evaluation(setup, out_dir)`` is the typed core (a setup from ``setup.py``); ``evaluate`` is its wrapper for
+``key=value`` override strings, config names and a checkpoint path.
+
 Episode k's start and goal depend only on (seed, k), and so does its planner noise, so results do not depend on how
 episodes are batched or split. Finished episodes are appended to ``episodes.jsonl`` chunk by chunk; a killed
 evaluation resumes from there. At the end: ``results.json`` (atomic), ``episodes.csv``, a cost-over-iterations
@@ -21,33 +24,17 @@ import numpy as np
 from tqdm import tqdm
 
 from ..checkpoint import atomic_write_bytes, remove_stale_temporaries
-from ..config import ExperimentConfig, PlanConfig, check_range
+from ..config import ExperimentConfig, check_range, config_from_dict, load_config
 from ..config_ranges import RANGES
 from ..datasets import DatasetError
 from ..envs import env_spec, make_env
-from ..planning import CEMPlanner, GradientPlanner, MPPIPlanner, NevergradPlanner, Planner
-from ..planning.mpc import EpisodeTrace, run_mpc
+from ..planning.registry import build_planner
 from ..runlock import folder_lock
 from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
 from .media import plot_cost_history, plot_trajectories, write_video
-from .setup import evaluation_setup
-
-
-def build_planner(plan: PlanConfig) -> Planner:
-    """The planner ``plan.planner`` names, with the shared sample/iteration budget and action clip."""
-    bound = plan.action_clip if plan.action_clip > 0 else None
-    bounds = {"action_low": None if bound is None else -bound, "action_high": bound}
-    budget = {"num_samples": plan.num_samples, "iterations": plan.iterations, "init_std": plan.init_std}
-    if plan.planner == "nevergrad":
-        return NevergradPlanner(**budget, optimizer=plan.ng_optimizer, **bounds)
-    if plan.planner == "mppi":
-        return MPPIPlanner(**budget, temperature=plan.temperature, **bounds)
-    if plan.planner in ("gd", "adam"):
-        optimizer = "sgd" if plan.planner == "gd" else "adam"
-        return GradientPlanner(**budget, lr=plan.lr, optimizer=optimizer, action_noise=plan.action_noise, **bounds)
-    return CEMPlanner(**budget, num_elites=plan.num_elites, **bounds)
-
+from .mpc import EpisodeTrace, run_mpc
+from .setup import EvalSetup, checkpoint_setup, load_trained, simulator_setup
 
 # Keys that only one family of planners reads. Leaving them out of other planners' fingerprints keeps evaluations
 # made before a key existed resumable, and lets a CEM result folder ignore e.g. a changed MPPI temperature.
@@ -225,16 +212,58 @@ def evaluate(
     With ``plan.model=simulator`` the true simulator plans instead of the model (the protocol's ceiling); it needs
     no checkpoint: then ``env`` and/or ``config`` say what to run, and ``data`` (else a dataset collected into
     ``out_dir/data``) gives the action statistics and ``dset`` goals. Returns the summary that is also written to
-    ``out_dir/results.json``."""
-    out_dir = Path(out_dir)
+    ``out_dir/results.json``.
+
+    The ``key=value`` strings of the command line end here: this builds the typed setup (`checkpoint_setup`,
+    `simulator_setup`) and runs `run_evaluation`, which Python callers with config objects may call directly."""
+    _check_counts(episodes, seed)  # before a checkpoint is read or a dataset collected
+    dev = resolve_device(device)
+    if checkpoint is not None:
+        if env is not None or config is not None:
+            raise ValueError("evaluate: --env/--config describe a run without a checkpoint; the checkpoint has its own")
+        trained = load_trained(checkpoint, dev)
+        protocol = config_from_dict(trained.cfg.to_dict(), overrides, only=("plan", "eval"))
+        setup = checkpoint_setup(trained, protocol.plan, protocol.eval, data=data)
+    else:
+        cfg = _simulator_config(env, config, overrides)
+        setup = simulator_setup(cfg, out_dir, dev, data=data, show_progress=show_progress)
+    return run_evaluation(setup, out_dir, episodes=episodes, seed=seed, show_progress=show_progress)
+
+
+def _simulator_config(env: str | None, config: str | Path | None, overrides: Sequence[str]) -> ExperimentConfig:
+    """The config of an evaluation without a checkpoint: ``config`` (default: the quick demo config of ``env``'s
+    family) with ``env`` and the overrides applied."""
+    from ..demo import DEMO_ENVS, demo_config_name
+
+    if env is None and config is None:
+        raise ValueError("evaluate: give a checkpoint, or --env/--config with plan.model=simulator")
+    if config is None:
+        family = env.split("-", 1)[0]
+        if family not in DEMO_ENVS:
+            raise ValueError(f"evaluate: no default config for env {env!r}; pass --config (envs: {DEMO_ENVS})")
+        config = demo_config_name(family, quick=True)
+    return load_config(config, [f"env={env}", *overrides] if env is not None else overrides)
+
+
+def _check_counts(episodes: int | None, seed: int | None) -> None:
     for name, value in (("episodes", episodes), ("seed", seed)):
         if value is not None:
             check_range(f"evaluate: {name}", value, RANGES[f"eval.{name}"])
-    dev = resolve_device(device)
-    setup = evaluation_setup(
-        checkpoint, out_dir, overrides, dev, env=env, config=config, data=data, show_progress=show_progress
-    )
-    model, cfg, env_kwargs = setup.model, setup.cfg, setup.env_kwargs
+
+
+def run_evaluation(
+    setup: EvalSetup,
+    out_dir: str | Path,
+    *,
+    episodes: int | None = None,
+    seed: int | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Plan ``episodes`` seeded episodes (default ``eval.episodes``; seed default ``eval.seed``) with ``setup`` into
+    ``out_dir``, resuming the episodes already recorded there, and return the summary (also ``results.json``)."""
+    _check_counts(episodes, seed)
+    out_dir = Path(out_dir)
+    model, cfg, env_kwargs, dev = setup.model, setup.cfg, setup.env_kwargs, setup.device
     n = cfg.eval.episodes if episodes is None else episodes
     seed = cfg.eval.seed if seed is None else seed
     dtype = resolve_dtype(cfg.plan.precision, dev, training=False)
@@ -274,7 +303,7 @@ def evaluate(
         summary = {
             **summarize(records),
             "seed": seed,
-            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "checkpoint": None if setup.checkpoint is None else str(setup.checkpoint),
             "env": cfg.env,
             "plan": cfg.plan.__dict__,
         }
@@ -317,4 +346,4 @@ def _write_csv(path: Path, records: Sequence[dict]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["build_planner", "evaluate", "plan_episodes", "summarize"]
+__all__ = ["evaluate", "plan_episodes", "run_evaluation", "summarize"]

@@ -19,19 +19,24 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import CheckpointError, load_state_strict, save_checkpoint
-from ..config import ExperimentConfig, load_config
-from ..encoders.dinov2 import DINOV2_MODELS
-from ..encoders.dinov3 import DINOV3_MODELS
-from ..encoders.vjepa import VJEPA_MODELS
+from ..checkpoint import CheckpointError, load_state_strict
+from ..config import (
+    DataConfig,
+    EncoderConfig,
+    ExperimentConfig,
+    ModelConfig,
+    PlanConfig,
+    PredictorConfig,
+    config_from_dict,
+)
+from ..encoders import FOUNDATION_ENCODERS
+from ..saved_model import save_world_model
 from ..weights import WeightsUnavailableError, resolve_weights
 from ..world_model import WorldModel, build_world_model
 from .original import OriginalCheckpoint, read_original_checkpoint
 from .specs import DATA_STATS, PUBLISHED_MODELS, PublishedModel
 
 __all__ = ["Preprocessor", "export", "load", "published_config"]
-
-_ENCODER_TABLES = {"dinov2": (DINOV2_MODELS, 14), "dinov3": (DINOV3_MODELS, 16), "vjepa2": (VJEPA_MODELS, 16)}
 
 
 class Preprocessor:
@@ -105,35 +110,37 @@ def _num_heads(spec: PublishedModel, ck: OriginalCheckpoint, num_heads: int | No
     return heads
 
 
-def _predictor_overrides(spec: PublishedModel, ck: OriginalCheckpoint, tokens: int, heads: int) -> list[str]:
+def _predictor_config(spec: PublishedModel, ck: OriginalCheckpoint, tokens: int, heads: int) -> PredictorConfig:
     """Widths and depths from the tensors; ``heads`` and the rest from the release's configs."""
     p = ck.predictor
-    out = [f"model.predictor.type={spec.predictor}", f"model.predictor.num_heads={heads}"]
     if spec.predictor == "dino_wm":
         inner = _shape(ck, "transformer.layers.0.0.to_qkv.weight")[0] // 3
         if "weight" not in ck.action_encoder:
             raise CheckpointError(f"{ck.path}: a DINO-WM checkpoint needs its separate 'action_encoder'")
-        rows = _shape(ck, "pos_embedding")[1]
-        return out + [
-            f"model.predictor.depth={_count_blocks(p, 'transformer.layers.')}",
-            f"model.predictor.dim_head={inner // heads}",
-            f"model.predictor.ffn_dim={_shape(ck, 'transformer.layers.0.1.net.1.weight')[0]}",
-            f"model.predictor.action_emb_dim={ck.action_encoder['weight'].shape[0]}",
-            f"model.predictor.num_frames={rows // tokens}",
-            "model.predictor.context_window=2",
-        ]
-    pred_dim = _shape(ck, "predictor_embed.weight")[0]
+        return PredictorConfig(
+            type="dino_wm",
+            num_heads=heads,
+            depth=_count_blocks(p, "transformer.layers."),
+            dim_head=inner // heads,
+            ffn_dim=_shape(ck, "transformer.layers.0.1.net.1.weight")[0],
+            action_emb_dim=ck.action_encoder["weight"].shape[0],
+            num_frames=_shape(ck, "pos_embedding")[1] // tokens,
+            context_window=2,
+        )
     width = _shape(ck, "predictor_blocks.0.norm1.weight")[0]
-    out += [
-        f"model.predictor.pred_dim={pred_dim}",
-        f"model.predictor.depth={_count_blocks(p, 'predictor_blocks.')}",
-        f"model.predictor.mlp_ratio={_shape(ck, 'predictor_blocks.0.mlp.fc1.weight')[0] / width}",
-        "model.predictor.rope=legacy",
-        "model.predictor.context_window=2",
-    ]
-    if spec.predictor == "vjepa2_ac":
-        out += ["model.predictor.predict_proprio=false", f"model.predictor.normalize_reps={spec.normalize_reps}"]
-    return out
+    ac = spec.predictor == "vjepa2_ac"
+    return PredictorConfig(
+        type=spec.predictor,
+        num_heads=heads,
+        pred_dim=_shape(ck, "predictor_embed.weight")[0],
+        depth=_count_blocks(p, "predictor_blocks."),
+        mlp_ratio=_shape(ck, "predictor_blocks.0.mlp.fc1.weight")[0] / width,
+        rope="legacy",
+        context_window=2,
+        # The released V-JEPA-2-AC models predict no proprio; normalize_reps is theirs.
+        predict_proprio=not ac,
+        normalize_reps=ac and spec.normalize_reps,
+    )
 
 
 def published_config(
@@ -143,15 +150,16 @@ def published_config(
     num_heads: int | None = None,
 ) -> ExperimentConfig:
     """The :class:`ExperimentConfig` that rebuilds the released model ``name`` around the tensors of ``ck``
-    (``num_heads``: the predictor's attention heads, default the release's; see :func:`load`)."""
+    (``num_heads``: the predictor's attention heads, default the release's; see :func:`load`). The keys no release
+    describes (collection, training) keep their defaults."""
     spec = _spec(name)
     found = ck.predictor_type
     if found != spec.predictor:
         raise CheckpointError(
             f"{ck.path} holds a {found} predictor, but {name} is a {spec.predictor} model (wrong checkpoint?)"
         )
-    table, patch = _ENCODER_TABLES[spec.encoder_type]
-    grid = spec.img_size // patch
+    foundation = FOUNDATION_ENCODERS[spec.encoder_name]
+    grid = spec.img_size // foundation.patch_size
     if spec.predictor == "vjepa2_ac":
         proprio_dim = _shape(ck, "proprio_encoder.weight")[1] if "proprio_encoder.weight" in ck.predictor else 0
         space = "raw"
@@ -159,25 +167,26 @@ def published_config(
         proprio_dim = ck.proprio_encoder["weight"].shape[0] if "weight" in ck.proprio_encoder else 0
         space = "embedding"
     mean, std = spec.pixel_norm
-    overrides = [
-        f"env={spec.env}",
-        f"data.frameskip={spec.frameskip}",
-        f"model.encoder.type={spec.encoder_type}",
-        f"model.encoder.name={spec.encoder_name}",
-        f"model.encoder.weights={encoder_checkpoint or 'official'}",
-        f"model.encoder.img_size={spec.img_size}",
-        f"model.encoder.embed_dim={table[spec.encoder_name].embed_dim}",
-        f"model.encoder.grid_size={grid}",
-        f"model.encoder.pixel_mean={list(mean)}",
-        f"model.encoder.pixel_std={list(std)}",
-        f"model.encoder.normalize_output={spec.normalize_reps}",
-        f"model.proprio_space={space}",
-        f"model.proprio_emb_dim={proprio_dim}",
-        *_predictor_overrides(spec, ck, grid * grid, _num_heads(spec, ck, num_heads)),
-        *(f"plan.{k}={v}" for k, v in spec.plan.items()),
-        "plan.action_clip=0",
-    ]
-    return load_config("pointmaze", overrides)
+    encoder = EncoderConfig(
+        type=spec.encoder_type,
+        name=spec.encoder_name,
+        weights=str(encoder_checkpoint) if encoder_checkpoint else "official",
+        img_size=spec.img_size,
+        embed_dim=foundation.embed_dim,
+        grid_size=grid,
+        pixel_mean=list(mean),
+        pixel_std=list(std),
+        normalize_output=spec.normalize_reps,
+    )
+    predictor = _predictor_config(spec, ck, grid * grid, _num_heads(spec, ck, num_heads))
+    cfg = ExperimentConfig(
+        env=spec.env,
+        data=DataConfig(frameskip=spec.frameskip),
+        model=ModelConfig(encoder=encoder, predictor=predictor, proprio_emb_dim=proprio_dim, proprio_space=space),
+        plan=PlanConfig(**spec.plan, action_clip=0.0),
+    )
+    # Checked like any config (choices, ranges) and completed as one (an unset position-table length).
+    return config_from_dict(cfg.to_dict())
 
 
 def _stats(spec: PublishedModel, stats: dict | None, dataset: str | os.PathLike | None) -> dict[str, Any]:
@@ -268,18 +277,14 @@ def export(
     Arguments as :func:`load`; the head count is written into the checkpoint's config."""
     model, cfg = _build(name, checkpoint, encoder_checkpoint, stats, dataset, num_heads)
     out = Path(out)
-    save_checkpoint(
+    save_world_model(
         out,
-        {
-            "config": cfg.to_dict(),
-            "env": cfg.env,
-            # Released Wall models saw the original's 65-px frames: plan in WallConfig(render="reference").
-            "env_kwargs": {"render": "reference", "img_size": 65} if cfg.env == "wall" else {},
-            "dims": {"raw_action_dim": model.action_mean.numel(), "proprio_dim": model.proprio_mean.numel()},
-            "model": model.state_dict(),
-            "source": {"published_model": name},
-            "epoch": 0,
-            "step": 0,
-        },
+        model,
+        cfg,
+        raw_action_dim=model.action_mean.numel(),
+        proprio_dim=model.proprio_mean.numel(),
+        # Released Wall models saw the original's 65-px frames: plan in WallConfig(render="reference").
+        env_kwargs={"render": "reference", "img_size": 65} if cfg.env == "wall" else {},
+        source={"published_model": name},
     )
     return out

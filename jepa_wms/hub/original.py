@@ -13,14 +13,14 @@ Differences handled here (everything else already has the official names in our 
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError, refused_pickle_reason
+from ..checkpoint import CheckpointError
+from ..encoders.loading import read_weight_file
 
 __all__ = ["OriginalCheckpoint", "detect_predictor_type", "read_original_checkpoint"]
 
@@ -97,23 +97,13 @@ def detect_predictor_type(state: Mapping[str, torch.Tensor], source: object = "c
 
 
 def read_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
-    """Load a ``.pth.tar`` of the original layout safely (``weights_only``) and rename its keys.
+    """Load a ``.pth.tar`` of the original layout safely (``weights_only``, through ``encoders.loading``) and rename
+    its keys.
 
     Raises FileNotFoundError for a missing file and CheckpointError for a truncated or corrupt file, a pickle that
     holds code or arbitrary objects, or a dict without a ``predictor`` entry.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path} was refused ({refused_pickle_reason(exc)}): only tensors and plain containers are loaded, "
-            f"never code"
-        ) from exc
-    except Exception as exc:  # the unpickler raises many types (EOFError, RuntimeError, ...) on damaged files
-        raise CheckpointError(f"{path} is not a readable torch file (truncated or corrupt?): {exc}") from exc
+    path, raw = read_weight_file(path)
     if not isinstance(raw, Mapping) or "predictor" not in raw:
         found = sorted(map(str, raw))[:8] if isinstance(raw, Mapping) else type(raw).__name__
         raise CheckpointError(

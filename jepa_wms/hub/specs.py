@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..encoders.base import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = ["DATA_STATS", "PUBLISHED_MODELS", "PublishedModel"]
 
 HF_BASE = "https://huggingface.co/facebook/jepa-wms/resolve/main"
 FAIR_BASE = "https://dl.fbaipublicfiles.com/jepa-wms"
-IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+IMAGENET = (IMAGENET_MEAN, IMAGENET_STD)
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # DINO-WM baselines normalise pixels to [-1, 1]
 
 # Action/proprio normalisation of the training datasets, as released with the original models (none is stored in

@@ -1,7 +1,9 @@
 """Planning in latent space: planners search action sequences ``(B, S, H, A)`` to minimise a cost ``(B, S)``.
 
-One algorithm per module (``cem``, ``mppi``, ``gradient``, ``nevergrad``), all behind the ``Planner`` protocol of
-``base``; ``objectives`` holds the latent goal costs that, composed with a world-model rollout, form the ``CostFn``.
+One algorithm per module (``cem``, ``mppi``, ``gradient``, ``nevergrad``), each a frozen dataclass of its settings
+behind the ``Planner`` protocol of ``base``; ``registry`` builds them from ``plan.planner``. ``objectives`` holds the
+latent goal costs that, composed with a world-model rollout (``dynamics``), form the ``CostFn``; ``simulator`` is
+the true env as the model. The loop that executes plans is `jepa_wms.evaluation.mpc.run_mpc`.
 """
 
 from jepa_wms.planning.base import CostFn, Planner, PlanResult

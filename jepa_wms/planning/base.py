@@ -1,4 +1,5 @@
-"""What every planner shares: the cost contract, the result container and the batching/seeding helpers.
+"""What every planner shares: the cost contract, the result container, the checks of its settings, the set-up of
+every ``plan`` call (``PlannerSettings.plan``) and the batching/seeding helpers.
 
 A planner searches over action sequences ``(B, S, H, A)`` (B episodes planned together, S candidates per
 episode, H horizon steps, A action dims) to minimise a cost callable that returns ``(B, S)``. The cost is a
@@ -16,6 +17,8 @@ Two rules hold for every planner in this package:
 
 from __future__ import annotations
 
+import logging
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ CostFn = Callable[[Tensor], Tensor]
 """Maps candidate action sequences ``(B, S, H, A)`` to costs ``(B, S)``; lower is better."""
 
 BoundLike = float | Sequence[float] | Tensor | None
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,7 +85,54 @@ class Planner(Protocol):
         ...
 
 
-def resolve_device(device: torch.device | str | None, init_mean: Tensor | None) -> torch.device:
+def check_counts(owner: str, **values: int) -> None:
+    """Raise naming the first value that is not a positive whole number (a count of samples or steps)."""
+    for name, value in values.items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+
+
+def check_positive(owner: str, **values: float) -> None:
+    """Raise naming the first value that is not strictly positive."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+
+
+def check_non_negative(owner: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value >= 0:
+            raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
+
+
+class Stopwatch:
+    """Wall-clock timer that waits for queued CUDA work, so GPU planning time is not under-reported."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._sync()
+        self.start = time.perf_counter()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def elapsed(self) -> float:
+        self._sync()
+        return time.perf_counter() - self.start
+
+
+@dataclass
+class PlanStart:
+    """Where a ``plan`` call starts: the device, the bounds there and the first mean."""
+
+    device: torch.device
+    low: Tensor | None
+    high: Tensor | None
+    mean: Tensor  # (B, H, A) float32: the caller's init_mean copied, or zeros
+
+
+def _resolve_device(device: torch.device | str | None, init_mean: Tensor | None) -> torch.device:
     if device is not None:
         return torch.device(device)
     if init_mean is not None:
@@ -88,7 +140,7 @@ def resolve_device(device: torch.device | str | None, init_mean: Tensor | None) 
     return torch.device("cpu")
 
 
-def check_plan_args(batch_size: int, horizon: int, action_dim: int, generators: Sequence[torch.Generator]) -> None:
+def _check_plan_args(batch_size: int, horizon: int, action_dim: int, generators: Sequence[torch.Generator]) -> None:
     for name, value in (("batch_size", batch_size), ("horizon", horizon), ("action_dim", action_dim)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"plan(): {name} must be a positive int, got {value!r}")
@@ -101,7 +153,7 @@ def check_plan_args(batch_size: int, horizon: int, action_dim: int, generators: 
             raise ValueError(f"plan(): generators[{i}] must be a torch.Generator, got {type(g).__name__}")
 
 
-def initial_mean(
+def _initial_mean(
     init_mean: Tensor | None, batch_size: int, horizon: int, action_dim: int, device: torch.device
 ) -> Tensor:
     """Return the starting plan as a fresh float32 ``(B, H, A)`` tensor (zeros when ``init_mean`` is None)."""
@@ -133,10 +185,81 @@ def resolve_bounds(
             raise ValueError(f"{name} has shape {tuple(t.shape)}, expected a float or shape ({action_dim},)")
         return t
 
-    lo, hi = one("action_low", low), one("action_high", high)
-    if lo is not None and hi is not None and bool((lo > hi).any()):
-        raise ValueError(f"action_low must be <= action_high in every dim, got low={lo.tolist()} high={hi.tolist()}")
-    return lo, hi
+    return one("action_low", low), one("action_high", high)
+
+
+def _plain_bound(owner: str, name: str, value: BoundLike) -> float | tuple[float, ...] | None:
+    if value is None:
+        return None
+    flat = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+    if flat.ndim > 1 or not bool(torch.isfinite(flat).all()):
+        raise ValueError(f"{owner}: {name} must be a finite float or a sequence of floats, got {value!r}")
+    return float(flat) if flat.ndim == 0 else tuple(flat.tolist())
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannerSettings:
+    """What every planner is configured with, and the ``plan`` they share; each planner is a frozen, keyword-only
+    dataclass that adds its own settings (checked in its ``__post_init__`` after these) and its search, ``_search``.
+
+    Attributes:
+        num_samples: S, candidates per episode per iteration.
+        iterations: planner iterations per plan.
+        init_std: the initial search scale around the init mean, in normalised action units.
+        action_low, action_high: per-dim bounds, given as a float, a sequence or an ``(A,)`` tensor and stored as
+            None (unbounded), a float or a tuple of floats: plain values keep the planner comparable, hashable and
+            readable in its repr, and ``resolve_bounds`` turns them back into the float32 tensor at plan time. Bounds
+            whose lengths differ are left to ``resolve_bounds``, which knows the action dim and names the wrong one.
+    """
+
+    num_samples: int = 300
+    iterations: int = 30
+    init_std: float = 1.0
+    action_low: BoundLike = None
+    action_high: BoundLike = None
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        check_counts(owner, num_samples=self.num_samples, iterations=self.iterations)
+        check_non_negative(owner, init_std=self.init_std)
+        low = _plain_bound(owner, "action_low", self.action_low)
+        high = _plain_bound(owner, "action_high", self.action_high)
+        if low is not None and high is not None:
+            lo, hi = torch.tensor(low, dtype=torch.float64), torch.tensor(high, dtype=torch.float64)
+            comparable = lo.shape == hi.shape or lo.ndim == 0 or hi.ndim == 0
+            if comparable and bool((lo > hi).any()):
+                raise ValueError(f"{owner}: action_low must be <= action_high in every dim, got low={low} high={high}")
+        # Frozen: __post_init__ is the one place where fields may still be set, through object.__setattr__.
+        object.__setattr__(self, "action_low", low)
+        object.__setattr__(self, "action_high", high)
+
+    def plan(
+        self,
+        cost_fn: CostFn,
+        batch_size: int,
+        horizon: int,
+        action_dim: int,
+        generators: list[torch.Generator],
+        init_mean: Tensor | None = None,
+        device: torch.device | str | None = None,
+    ) -> PlanResult:
+        """Plan B episodes; see `Planner.plan` for the arguments. Checks them, starts the timer, puts the bounds
+        and the first mean on the device (``device``, else ``init_mean``'s, else the CPU) and runs ``_search``."""
+        _check_plan_args(batch_size, horizon, action_dim, generators)
+        where = _resolve_device(device, init_mean)
+        timer = Stopwatch(where)
+        low, high = resolve_bounds(self.action_low, self.action_high, action_dim, where)
+        start = PlanStart(where, low, high, _initial_mean(init_mean, batch_size, horizon, action_dim, where))
+        actions, cost, history = self._search(cost_fn, start, generators)
+        elapsed = timer.elapsed()
+        logger.debug("%s planned %d episodes in %.3f s", type(self).__name__, batch_size, elapsed)
+        return PlanResult(actions=actions, cost=cost, cost_history=history, elapsed_s=elapsed)
+
+    def _search(
+        self, cost_fn: CostFn, start: PlanStart, generators: list[torch.Generator]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The planner's own search from ``start``: ``(actions (B, H, A), cost (B,), cost_history (B, iters))``."""
+        raise NotImplementedError(f"{type(self).__name__} must define _search")
 
 
 def clip_actions(actions: Tensor, low: Tensor | None, high: Tensor | None) -> Tensor:
@@ -175,31 +298,22 @@ def evaluate_cost(cost_fn: CostFn, candidates: Tensor) -> Tensor:
     return torch.nan_to_num(costs.float(), nan=float("inf"))
 
 
-def check_positive(owner: str, **values: float) -> None:
-    """Raise naming the first value that is not strictly positive."""
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+class BestSoFar:
+    """Each episode's cheapest candidate seen so far (the gradient and Nevergrad planners return it).
 
+    Args:
+        start: ``(B, H, A)`` the plan kept until a candidate with a finite cost is seen.
+    """
 
-def check_non_negative(owner: str, **values: float) -> None:
-    for name, value in values.items():
-        if not value >= 0:
-            raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
+    def __init__(self, start: Tensor) -> None:
+        self.actions = start.clone()
+        self.cost = torch.full((start.shape[0],), float("inf"), device=start.device)
+        self._rows = torch.arange(start.shape[0], device=start.device)
 
-
-class Stopwatch:
-    """Wall-clock timer that waits for queued CUDA work, so GPU planning time is not under-reported."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self._sync()
-        self.start = time.perf_counter()
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def elapsed(self) -> float:
-        self._sync()
-        return time.perf_counter() - self.start
+    def update(self, costs: Tensor, candidates: Tensor) -> None:
+        """Take ``(B, S)`` costs of ``(B, S, H, A)`` candidates; an episode's best changes only on a strict
+        improvement, so ties keep the earlier candidate."""
+        row_min, idx = costs.min(dim=1)
+        improved = row_min < self.cost
+        self.cost = torch.where(improved, row_min, self.cost)
+        self.actions = torch.where(improved[:, None, None], candidates[self._rows, idx], self.actions)

@@ -12,10 +12,11 @@ allows a floor (0, the reference behaviour, by default).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from jepa_wms.planning.base import BoundLike, check_non_negative, check_positive
 from jepa_wms.planning.sampling import GaussianSamplingPlanner
 
 
@@ -44,8 +45,9 @@ def fit_elites(elites: Tensor, min_std: float = 0.0) -> tuple[Tensor, Tensor]:
     return mean, std
 
 
+@dataclass(frozen=True, kw_only=True)
 class CEMPlanner(GaussianSamplingPlanner):
-    """Batched CEM over ``(B, S, H, A)`` candidates.
+    """Batched CEM over ``(B, S, H, A)`` candidates; a frozen settings object (``plan`` keeps no state).
 
     Args:
         num_samples: S, candidates per episode per iteration (sample 0 is always the current mean).
@@ -54,8 +56,8 @@ class CEMPlanner(GaussianSamplingPlanner):
             at least two).
         init_std: initial per-dim standard deviation (1.0 for normalised sim actions, 0.1 for raw DROID
             actions).
-        action_low, action_high: per-dim bounds (float, sequence or ``(A,)`` tensor); every candidate is
-            clipped.
+        action_low, action_high: per-dim bounds (float, sequence or ``(A,)`` tensor, stored as a float or a
+            tuple); every candidate is clipped.
         min_std: floor on the refitted std; 0 reproduces the reference (the std may collapse).
 
     ``PlanResult.cost_history[:, i]`` is the cost of the mean entering iteration i (it is scored as sample 0).
@@ -66,37 +68,15 @@ class CEMPlanner(GaussianSamplingPlanner):
     evaluation.
     """
 
-    def __init__(
-        self,
-        num_samples: int = 300,
-        iterations: int = 30,
-        num_elites: int = 10,
-        init_std: float = 1.0,
-        action_low: BoundLike = None,
-        action_high: BoundLike = None,
-        min_std: float = 0.0,
-    ) -> None:
-        check_positive("CEMPlanner", num_samples=num_samples, iterations=iterations)
-        check_non_negative("CEMPlanner", init_std=init_std, min_std=min_std)
-        if not 2 <= num_elites <= num_samples:
-            raise ValueError(
-                f"CEMPlanner: num_elites must be in [2, num_samples={num_samples}] "
-                f"(the unbiased std needs two), got {num_elites}"
-            )
-        self.num_samples = int(num_samples)
-        self.iterations = int(iterations)
-        self.num_elites = int(num_elites)
-        self.init_std = float(init_std)
-        self.action_low = action_low
-        self.action_high = action_high
-        self.min_std = float(min_std)
+    num_elites: int = 10
 
-    def __repr__(self) -> str:
-        return (
-            f"CEMPlanner(num_samples={self.num_samples}, iterations={self.iterations}, "
-            f"num_elites={self.num_elites}, init_std={self.init_std}, min_std={self.min_std}, "
-            f"action_low={self.action_low}, action_high={self.action_high})"
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 2 <= self.num_elites <= self.num_samples:
+            raise ValueError(
+                f"CEMPlanner: num_elites must be in [2, num_samples={self.num_samples}] "
+                f"(the unbiased std needs two), got {self.num_elites}"
+            )
 
     def _refit(self, candidates: Tensor, costs: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
         elites, _ = select_elites(candidates, costs, self.num_elites)

@@ -9,10 +9,12 @@ sample 0).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from jepa_wms.planning.base import BoundLike, check_non_negative, check_positive
+from jepa_wms.planning.base import check_positive
 from jepa_wms.planning.sampling import GaussianSamplingPlanner
 
 
@@ -49,8 +51,9 @@ def fit_weighted(candidates: Tensor, weights: Tensor, min_std: float = 0.0) -> t
     return mean, (var / ess_factor).sqrt().clamp_min(min_std)
 
 
+@dataclass(frozen=True, kw_only=True)
 class MPPIPlanner(GaussianSamplingPlanner):
-    """Batched MPPI over ``(B, S, H, A)`` candidates.
+    """Batched MPPI over ``(B, S, H, A)`` candidates; a frozen settings object (``plan`` keeps no state).
 
     Args:
         num_samples: S, candidates per episode per iteration (sample 0 is the current mean).
@@ -59,8 +62,8 @@ class MPPIPlanner(GaussianSamplingPlanner):
             standard deviation (0.5 gave an effective sample size of about S / 3 on the test quadratic),
             otherwise in raw cost units.
         init_std: initial per-dim standard deviation.
-        action_low, action_high: per-dim bounds (float, sequence or ``(A,)`` tensor); every candidate is
-            clipped.
+        action_low, action_high: per-dim bounds (float, sequence or ``(A,)`` tensor, stored as a float or a
+            tuple); every candidate is clipped.
         min_std: floor on the refitted std (without one the weighted std can collapse within a few
             iterations).
         update_std: refit the std from the weights each iteration; False keeps it at ``init_std`` (classic
@@ -75,37 +78,13 @@ class MPPIPlanner(GaussianSamplingPlanner):
     cost of the returned mean (one extra ``S = 1`` evaluation).
     """
 
-    def __init__(
-        self,
-        num_samples: int = 300,
-        iterations: int = 30,
-        temperature: float = 0.5,
-        init_std: float = 1.0,
-        action_low: BoundLike = None,
-        action_high: BoundLike = None,
-        min_std: float = 0.0,
-        update_std: bool = True,
-        normalize_costs: bool = True,
-    ) -> None:
-        check_positive("MPPIPlanner", num_samples=num_samples, iterations=iterations, temperature=temperature)
-        check_non_negative("MPPIPlanner", init_std=init_std, min_std=min_std)
-        self.num_samples = int(num_samples)
-        self.iterations = int(iterations)
-        self.temperature = float(temperature)
-        self.init_std = float(init_std)
-        self.action_low = action_low
-        self.action_high = action_high
-        self.min_std = float(min_std)
-        self.update_std = bool(update_std)
-        self.normalize_costs = bool(normalize_costs)
+    temperature: float = 0.5
+    update_std: bool = True
+    normalize_costs: bool = True
 
-    def __repr__(self) -> str:
-        return (
-            f"MPPIPlanner(num_samples={self.num_samples}, iterations={self.iterations}, "
-            f"temperature={self.temperature}, init_std={self.init_std}, min_std={self.min_std}, "
-            f"update_std={self.update_std}, normalize_costs={self.normalize_costs}, "
-            f"action_low={self.action_low}, action_high={self.action_high})"
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("MPPIPlanner", temperature=self.temperature)
 
     def _refit(self, candidates: Tensor, costs: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
         mean, new_std = fit_weighted(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -31,17 +32,15 @@ import torch
 from torch import Tensor
 
 from jepa_wms.planning.base import (
+    BestSoFar,
     BoundLike,
     CostFn,
-    PlanResult,
-    Stopwatch,
-    check_plan_args,
+    PlannerSettings,
+    PlanStart,
     check_positive,
     clip_actions,
     evaluate_cost,
-    initial_mean,
     resolve_bounds,
-    resolve_device,
 )
 
 logger = logging.getLogger(__name__)
@@ -136,8 +135,10 @@ class _EpisodeSearch:
             return np.asarray(self._opt.provide_recommendation().value)
 
 
-class NevergradPlanner:
-    """Batched planning with one nevergrad optimizer per episode.
+@dataclass(frozen=True, kw_only=True)
+class NevergradPlanner(PlannerSettings):
+    """Batched planning with one nevergrad optimizer per episode; a frozen settings object (the optimizers are
+    built anew by every ``plan`` call).
 
     Args:
         num_samples: S, candidates asked from each episode's optimizer per iteration (also its ``num_workers``).
@@ -146,8 +147,9 @@ class NevergradPlanner:
             choice). If NGOpt delegates to MetaModel, ``"DiagonalCMA"`` is used instead, as in the reference.
         init_std: the parametrization's mutation sigma: the initial search scale around the init mean, in action
             units (CMA's initial step size).
-        action_low, action_high: per-dim bounds (float, sequence or ``(A,)`` tensor) of the ``(H, A)`` array;
-            candidates are clipped into them by nevergrad. The init mean is clipped into them first.
+        action_low, action_high: per-dim bounds (float, sequence or ``(A,)`` tensor, stored as a float or a
+            tuple) of the ``(H, A)`` array; candidates are clipped into them by nevergrad. The init mean is
+            clipped into them first.
 
     ``PlanResult.actions`` is the optimizer's recommendation, scored with one extra ``S = 1`` call, unless a
     candidate scored during the search was cheaper (the cost is deterministic, so that candidate is kept instead:
@@ -155,35 +157,16 @@ class NevergradPlanner:
     cost and ``PlanResult.cost_history[:, i]`` the best candidate cost seen up to iteration i (non-increasing).
     """
 
-    def __init__(
-        self,
-        num_samples: int = 300,
-        iterations: int = 30,
-        optimizer: str = DEFAULT_OPTIMIZER,
-        init_std: float = 1.0,
-        action_low: BoundLike = None,
-        action_high: BoundLike = None,
-    ) -> None:
-        check_positive("NevergradPlanner", num_samples=num_samples, iterations=iterations, init_std=init_std)
-        ng = import_nevergrad()
-        if optimizer not in ng.optimizers.registry:
-            raise ValueError(
-                f"NevergradPlanner: unknown nevergrad optimizer {optimizer!r} (plan.ng_optimizer); expected a name "
-                f"from nevergrad.optimizers.registry such as NGOpt, CMA, DiagonalCMA, TwoPointsDE or OnePlusOne"
-            )
-        self.num_samples = int(num_samples)
-        self.iterations = int(iterations)
-        self.optimizer = optimizer
-        self.init_std = float(init_std)
-        self.action_low = action_low
-        self.action_high = action_high
+    optimizer: str = DEFAULT_OPTIMIZER
 
-    def __repr__(self) -> str:
-        return (
-            f"NevergradPlanner(num_samples={self.num_samples}, iterations={self.iterations}, "
-            f"optimizer={self.optimizer!r}, init_std={self.init_std}, "
-            f"action_low={self.action_low}, action_high={self.action_high})"
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("NevergradPlanner", init_std=self.init_std)
+        if self.optimizer not in import_nevergrad().optimizers.registry:
+            raise ValueError(
+                f"NevergradPlanner: unknown nevergrad optimizer {self.optimizer!r} (plan.ng_optimizer); expected a "
+                f"name from nevergrad.optimizers.registry such as NGOpt, CMA, DiagonalCMA, TwoPointsDE or OnePlusOne"
+            )
 
     def resolve_optimizer(self, horizon: int, action_dim: int, low: BoundLike = None, high: BoundLike = None) -> str:
         """The registry name actually used for an ``(horizon, action_dim)`` plan (after the MetaModel swap).
@@ -210,24 +193,14 @@ class NevergradPlanner:
             metamodel = _uses_metamodel(probe._opt)
         return METAMODEL_FALLBACK if metamodel else self.optimizer
 
-    def plan(
-        self,
-        cost_fn: CostFn,
-        batch_size: int,
-        horizon: int,
-        action_dim: int,
-        generators: list[torch.Generator],
-        init_mean: Tensor | None = None,
-        device: torch.device | str | None = None,
-    ) -> PlanResult:
-        """Plan B episodes; see ``jepa_wms.planning.base.Planner.plan`` for the arguments."""
-        check_plan_args(batch_size, horizon, action_dim, generators)
+    def _search(
+        self, cost_fn: CostFn, start: PlanStart, generators: list[torch.Generator]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         ng = import_nevergrad()
-        device = resolve_device(device, init_mean)
-        timer = Stopwatch(device)
-        low, high = resolve_bounds(self.action_low, self.action_high, action_dim, device)
+        device, low, high = start.device, start.low, start.high
+        batch_size, horizon, action_dim = start.mean.shape
         # Nevergrad refuses an init outside the bounds (a warm start can be, if the bounds changed).
-        mean = clip_actions(initial_mean(init_mean, batch_size, horizon, action_dim, device), low, high)
+        mean = clip_actions(start.mean, low, high)
         name = self.resolve_optimizer(horizon, action_dim, self.action_low, self.action_high)
 
         def box(bound: Tensor | None) -> np.ndarray | None:
@@ -251,17 +224,8 @@ class NevergradPlanner:
                 )
             )
 
-        rows = torch.arange(batch_size, device=device)
-        best_cost = torch.full((batch_size,), float("inf"), device=device)
-        best_actions = mean.clone()
+        best = BestSoFar(mean)
         history = torch.empty(batch_size, self.iterations, device=device)
-
-        def keep_best(costs: Tensor, candidates: Tensor) -> None:
-            nonlocal best_cost, best_actions
-            row_min, idx = costs.min(dim=1)
-            improved = row_min < best_cost
-            best_cost = torch.where(improved, row_min, best_cost)
-            best_actions = torch.where(improved[:, None, None], candidates[rows, idx], best_actions)
 
         with torch.no_grad():
             for it in range(self.iterations):
@@ -271,16 +235,15 @@ class NevergradPlanner:
                 costs = evaluate_cost(cost_fn, candidates)
                 for search, losses in zip(searches, costs.double().cpu().numpy(), strict=True):
                     search.tell(losses)
-                keep_best(costs, candidates)
-                history[:, it] = best_cost
+                best.update(costs, candidates)
+                history[:, it] = best.cost
 
             recommended = np.stack([s.recommend() for s in searches])
             recommended = clip_actions(torch.from_numpy(recommended).to(device=device, dtype=torch.float32), low, high)
             rec_cost = evaluate_cost(cost_fn, recommended.unsqueeze(1))[:, 0]
-            use_rec = rec_cost <= best_cost
-            actions = torch.where(use_rec[:, None, None], recommended, best_actions)
-            cost = torch.where(use_rec, rec_cost, best_cost)
+            use_rec = rec_cost <= best.cost
+            actions = torch.where(use_rec[:, None, None], recommended, best.actions)
+            cost = torch.where(use_rec, rec_cost, best.cost)
 
-        elapsed = timer.elapsed()
-        logger.debug("Nevergrad (%s) planned %d episodes in %.3f s", name, batch_size, elapsed)
-        return PlanResult(actions=actions, cost=cost, cost_history=history, elapsed_s=elapsed)
+        logger.debug("Nevergrad searched with %s (plan.ng_optimizer=%s)", name, self.optimizer)
+        return actions, cost, history

@@ -14,9 +14,13 @@ number of tokens N or the width D, so ``alpha = 0.1`` weighs proprio the same fo
 
 from __future__ import annotations
 
+import typing
+
 from torch import Tensor
 
-VALID_KINDS = ("L1", "L2")
+from ..config import PlanCost
+
+VALID_KINDS: tuple[str, ...] = typing.get_args(PlanCost)
 
 
 def _per_candidate_error(pred: Tensor, goal: Tensor, kind: str, name: str) -> Tensor:

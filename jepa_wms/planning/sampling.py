@@ -3,57 +3,45 @@ episode in one batch, refit the Gaussian; subclasses only say how to refit."""
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from jepa_wms.planning.base import (
-    BoundLike,
     CostFn,
-    PlanResult,
-    Stopwatch,
-    check_plan_args,
+    PlannerSettings,
+    PlanStart,
+    check_non_negative,
     clip_actions,
     evaluate_cost,
-    initial_mean,
-    resolve_bounds,
-    resolve_device,
     sample_normal,
 )
 
-logger = logging.getLogger(__name__)
 
+@dataclass(frozen=True, kw_only=True)
+class GaussianSamplingPlanner(PlannerSettings):
+    """Base of CEM and MPPI: a diagonal Gaussian over ``(H, A)`` per episode, refitted ``iterations`` times.
 
-class GaussianSamplingPlanner:
-    """Base of CEM and MPPI: a diagonal Gaussian over ``(H, A)`` per episode, refitted ``iterations`` times."""
+    Attributes:
+        min_std: floor on the refitted std (0, the reference's, lets it collapse).
+    """
 
-    num_samples: int
-    iterations: int
-    init_std: float
-    action_low: BoundLike
-    action_high: BoundLike
+    min_std: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_non_negative(type(self).__name__, min_std=self.min_std)
 
     def _refit(self, candidates: Tensor, costs: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
         """New ``(mean, std)`` (B, H, A) from candidates (B, S, H, A) and their costs (B, S)."""
         raise NotImplementedError(f"{type(self).__name__} must define _refit")
 
-    def plan(
-        self,
-        cost_fn: CostFn,
-        batch_size: int,
-        horizon: int,
-        action_dim: int,
-        generators: list[torch.Generator],
-        init_mean: Tensor | None = None,
-        device: torch.device | str | None = None,
-    ) -> PlanResult:
-        """Plan B episodes; see ``jepa_wms.planning.base.Planner.plan`` for the arguments."""
-        check_plan_args(batch_size, horizon, action_dim, generators)
-        device = resolve_device(device, init_mean)
-        timer = Stopwatch(device)
-        low, high = resolve_bounds(self.action_low, self.action_high, action_dim, device)
-        mean = initial_mean(init_mean, batch_size, horizon, action_dim, device)
+    def _search(
+        self, cost_fn: CostFn, start: PlanStart, generators: list[torch.Generator]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        device, low, high, mean = start.device, start.low, start.high, start.mean
+        batch_size, horizon, action_dim = mean.shape
         std = torch.full_like(mean, self.init_std)
         history = torch.empty(batch_size, self.iterations, device=device)
 
@@ -72,6 +60,4 @@ class GaussianSamplingPlanner:
                 mean, std = self._refit(candidates, costs, std)
             final_cost = evaluate_cost(cost_fn, mean.unsqueeze(1))[:, 0]
 
-        elapsed = timer.elapsed()
-        logger.debug("%s planned %d episodes in %.3f s", type(self).__name__, batch_size, elapsed)
-        return PlanResult(actions=mean, cost=final_cost, cost_history=history, elapsed_s=elapsed)
+        return mean, final_cost, history

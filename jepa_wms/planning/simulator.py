@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,13 +24,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..config import SimCost
 from ..envs import make_env
 from ..world_model import denormalize_actions
 from .base import CostFn
 
 __all__ = ["SIM_COSTS", "SimulatorModel", "check_simulator_env"]
 
-SIM_COSTS = ("state", "pixels")
+SIM_COSTS: tuple[str, ...] = typing.get_args(SimCost)
 _NEEDED = ("get_state", "set_state", "advance", "state_cost", "render_state")
 
 

@@ -26,16 +26,19 @@ window when the cache is None) and, if it supports key/value caching, :meth:`Lat
 
 from __future__ import annotations
 
+import typing
+
 import torch
 from torch import nn
 
+from jepa_wms.config import RopeMode
 from jepa_wms.layers import KVCache
 from jepa_wms.predictors.caches import Cache, PredictorCache, WindowCache
 
 __all__ = ["ROPE_MODES", "Cache", "LatentPredictor", "PredictorCache", "WindowCache"]
 
 #: RoPE variants of the RoPE predictors: the true rotation, or the original's (see ``layers.rope``).
-ROPE_MODES = ("standard", "legacy")
+ROPE_MODES: tuple[str, ...] = typing.get_args(RopeMode)
 
 
 class LatentPredictor(nn.Module):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from jepa_wms.config import PredictorConfig
+import typing
+
+from jepa_wms.config import PredictorConfig, PredictorType
 from jepa_wms.predictors.adaln_vit import AdaLNPredictor
 from jepa_wms.predictors.base import LatentPredictor
 from jepa_wms.predictors.dino_wm_vit import DinoWMPredictor
@@ -10,7 +12,7 @@ from jepa_wms.predictors.vjepa2_ac import VJepa2ACPredictor
 
 __all__ = ["PREDICTOR_TYPES", "build_predictor"]
 
-PREDICTOR_TYPES = ("adaln", "dino_wm", "vjepa2_ac")
+PREDICTOR_TYPES: tuple[str, ...] = typing.get_args(PredictorType)
 
 
 def build_predictor(

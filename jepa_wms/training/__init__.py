@@ -1,4 +1,5 @@
-"""Training: losses, optimizer and schedule, checkpoints, logs, the training loop and encoder pretraining."""
+"""Training: losses, optimizer and schedule, checkpoints, logs, the training loop, encoder pretraining and the latent
+cache's encoding pass (``encode.py``)."""
 
 from .losses import world_model_loss
 from .pretrain import pretrain

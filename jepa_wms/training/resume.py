@@ -1,4 +1,5 @@
-"""What a training checkpoint holds besides the weights, and the checks that make ``--resume`` continue the same run.
+"""A run's checkpoint (the schema is ``saved_model.model_payload``'s), and the checks that make ``--resume`` continue
+the same run.
 
 A checkpoint records the optimizer state, the completed epochs, the optimizer steps and ``epoch_step``, the batches of
 the current epoch already trained on (non-zero for a ``train.checkpoint_every`` checkpoint inside an epoch). Nothing
@@ -12,7 +13,6 @@ the run (``train.seed`` also picks the train/validation split, ``train.batch_siz
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ from torch import nn
 from torch.optim import Optimizer
 
 from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict
-from ..config import ExperimentConfig, config_from_dict
+from ..config import ExperimentConfig
 from ..datasets import TrajectoryStore
 from ..datasets.latents import dataset_stamp
+from ..encoders.from_checkpoint import stored_config
+from ..saved_model import model_payload, saved_objective, saved_progress
 
 # Keys (or "section." prefixes) a resume may change; README, "Training", lists them too.
 RESUME_MAY_CHANGE = (
@@ -56,24 +58,21 @@ def checkpoint_payload(
     step: int,
     epoch_step: int,
 ) -> dict[str, Any]:
-    """Everything a checkpoint holds: ``epoch`` epochs and ``epoch_step`` batches of the next one, ``step`` in all."""
-    payload = {
-        "objective": objective,
-        "config": cfg.to_dict(),
-        "env": cfg.env,
-        "env_kwargs": dict(store.env_kwargs),
-        "dims": {"raw_action_dim": store.action_dim, "proprio_dim": store.proprio_dim},
-        "dataset": {"path": str(store.path), **dataset_stamp(store)},
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "epoch": epoch,
-        "step": step,
-        "epoch_step": epoch_step,
-    }
-    if cfg.model.encoder.type == "checkpoint":
-        # The architecture of an encoder taken from another checkpoint, so this one reloads without that file.
-        payload["encoder_source"] = dataclasses.asdict(model.encoder.source_config)
-    return payload
+    """Everything a checkpoint of this run holds: ``epoch`` epochs and ``epoch_step`` batches of the next one,
+    ``step`` in all."""
+    return model_payload(
+        model,
+        cfg,
+        raw_action_dim=store.action_dim,
+        proprio_dim=store.proprio_dim,
+        env_kwargs=store.env_kwargs,
+        objective=objective,
+        optimizer=opt,
+        dataset={"path": str(store.path), **dataset_stamp(store)},
+        epoch=epoch,
+        step=step,
+        epoch_step=epoch_step,
+    )
 
 
 def resume_from(
@@ -82,10 +81,10 @@ def resume_from(
     """Load ``path`` into ``model`` and ``opt`` after checking that it is this run; returns
     ``(epoch, step, epoch_step)``."""
     ckpt = load_checkpoint(path)
-    saved_objective = ckpt.get("objective", "world_model")  # absent in older files: a world model
-    if saved_objective != objective:
+    trained_for = saved_objective(ckpt)
+    if trained_for != objective:
         raise CheckpointError(
-            f"cannot resume from {path}: it was trained with objective {saved_objective!r}, not {objective!r} "
+            f"cannot resume from {path}: it was trained with objective {trained_for!r}, not {objective!r} "
             f"(train into a new --out folder)"
         )
     saved = ckpt.get("dataset", {})
@@ -96,7 +95,7 @@ def resume_from(
             f"cannot resume from {path}: it was trained on another dataset ({saved.get('path')}) than {store.path}: "
             f"{', '.join(other)}; train into a new --out folder"
         )
-    changed = config_changes(config_from_dict(ckpt["config"]), cfg)
+    changed = config_changes(stored_config(ckpt, path), cfg)
     if changed:
         raise CheckpointError(
             f"cannot resume from {path}: the requested config differs in {'; '.join(changed)}; a resume may change "
@@ -105,7 +104,7 @@ def resume_from(
         )
     load_state_strict(model, ckpt["model"], path)
     opt.load_state_dict(ckpt["optimizer"])
-    return int(ckpt["epoch"]), int(ckpt["step"]), int(ckpt.get("epoch_step", 0))
+    return saved_progress(ckpt)
 
 
 def config_changes(saved: ExperimentConfig, requested: ExperimentConfig) -> list[str]:

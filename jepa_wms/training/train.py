@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -24,14 +25,17 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_bytes, remove_stale_temporaries, save_checkpoint
 from ..config import ExperimentConfig
 from ..datasets import TrajectoryStore, WindowDataset, split_episodes
-from ..datasets.latents import resolve_latents
 from ..runlock import folder_lock
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
+from .encode import resolve_latents
 from .logger import RunLogger
 from .losses import world_model_loss
 from .optim import build_optimizer, lr_at
 from .resume import checkpoint_payload, resume_from
+
+# Not `logger`: that name is the run's CSV/TensorBoard logger below.
+_log = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
@@ -194,12 +198,12 @@ def train(
         if rank == 0:
             atomic_write_bytes(out_dir / "config.yaml", _yaml(cfg).encode())
             resuming = f", resuming at epoch {epoch}" + (f" batch {epoch_step}" if epoch_step else "")
-            print(
+            _log.info(
                 f"[train] {model.num_parameters():,} trainable parameters, {len(train_set):,} windows, "
                 f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs, {device} {str(dtype)[6:]}"
                 + (resuming if step else "")
             )
-            print(f"[train] {latents_note}")
+            _log.info(f"[train] {latents_note}")
 
         # ----- loop -----
         model.train()
@@ -261,7 +265,7 @@ def train(
                     # Before last.pt: a kill between the two redoes the epoch, which writes this file again.
                     save_checkpoint(ckpt_path.with_name(f"epoch_{epoch:03d}.pt"), payload)
                 save_checkpoint(ckpt_path, payload)
-                print(
+                _log.info(
                     f"[train] epoch {epoch}/{cfg.train.epochs} step {step} "
                     + " ".join(f"val_{k}={v:.4f}" for k, v in val_stats.items() if k.startswith("loss"))
                 )

@@ -8,15 +8,8 @@ import torch
 from jepa_wms.cli import main
 from jepa_wms.config import load_config
 from jepa_wms.datasets import TrajectoryStore, WindowDataset
-from jepa_wms.datasets.latents import (
-    LatentCache,
-    LatentCacheError,
-    build_cache_encoder,
-    cache_dir,
-    encode_dataset,
-    encoder_fingerprint,
-    resolve_latents,
-)
+from jepa_wms.datasets.latents import LatentCache, LatentCacheError, cache_dir
+from jepa_wms.training.encode import build_cache_encoder, encode_dataset, encoder_fingerprint, resolve_latents
 from tests.conftest import TINY
 
 

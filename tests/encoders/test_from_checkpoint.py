@@ -4,9 +4,10 @@ import shutil
 import pytest
 import torch
 
-from jepa_wms.checkpoint import CheckpointError, load_checkpoint, load_world_model, save_checkpoint
+from jepa_wms.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jepa_wms.config import EncoderConfig, load_config
 from jepa_wms.encoders import ConvEncoder, build_encoder
+from jepa_wms.saved_model import load_world_model
 from jepa_wms.training import train
 from jepa_wms.weights import WeightsUnavailableError
 from jepa_wms.world_model import build_world_model

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
-from jepa_wms.checkpoint import load_checkpoint, load_world_model
+from jepa_wms.checkpoint import load_checkpoint
 from jepa_wms.config import EncoderConfig, load_config
 from jepa_wms.encoders import ConvEncoder, DinoV2Encoder, build_encoder
 from jepa_wms.evaluation import evaluate
+from jepa_wms.saved_model import load_world_model
 from jepa_wms.training import train
 from tests.conftest import TINY
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_wms.checkpoint import load_checkpoint, load_world_model
+from jepa_wms.checkpoint import load_checkpoint
 from jepa_wms.config import ConfigError, EncoderConfig, load_config
 from jepa_wms.encoders import StateEncoder, build_encoder, state_features
+from jepa_wms.saved_model import load_world_model
 from jepa_wms.world_model import build_world_model
 from tests.conftest import TINY
 
@@ -185,7 +186,7 @@ def test_checkpoint_rebuilds_the_state_normalisation(state_run, pusht_data):
 def test_state_model_plans_on_normalised_env_states(state_run, tmp_path):
     from jepa_wms.envs import make_env
     from jepa_wms.evaluation import evaluate
-    from jepa_wms.planning.mpc import _observe
+    from jepa_wms.planning.dynamics import _observe
 
     ckpt, _ = state_run
     res = evaluate(ckpt, tmp_path / "eval", episodes=2, show_progress=False)
@@ -204,7 +205,9 @@ def test_state_model_plans_on_normalised_env_states(state_run, tmp_path):
     np.testing.assert_allclose(latent.visual[0, 0, 0].numpy(), expected[0], rtol=1e-4, atol=1e-4)
 
 
-def test_garbage_pixels_give_identical_training(state_run, pusht_data, tmp_path, capsys):
+def test_garbage_pixels_give_identical_training(state_run, pusht_data, tmp_path, caplog):
+    import logging
+
     from jepa_wms.training import train
 
     ckpt, out = state_run
@@ -213,8 +216,9 @@ def test_garbage_pixels_give_identical_training(state_run, pusht_data, tmp_path,
     shutil.copy(pusht_data, data / pusht_data.name)
     with h5py.File(data / pusht_data.name, "r+") as f:
         f["pixels"][...] = np.random.default_rng(0).integers(0, 256, f["pixels"].shape, dtype=np.uint8)
-    again = train(load_config("pusht_state", STATE_TINY), data, tmp_path / "run", show_progress=False)
-    assert "training from the dataset's /state rows" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="jepa_wms"):
+        again = train(load_config("pusht_state", STATE_TINY), data, tmp_path / "run", show_progress=False)
+    assert "training from the dataset's /state rows" in caplog.text
 
     def losses(folder):
         with open(folder / "log.csv") as f:
@@ -228,7 +232,8 @@ def test_garbage_pixels_give_identical_training(state_run, pusht_data, tmp_path,
 
 def test_state_models_have_no_latent_cache(state_run, pusht_data, tmp_path):
     from jepa_wms.datasets import TrajectoryStore
-    from jepa_wms.datasets.latents import LatentCacheError, encode_dataset, resolve_latents
+    from jepa_wms.datasets.latents import LatentCacheError
+    from jepa_wms.training.encode import encode_dataset, resolve_latents
 
     model, cfg, _ = load_world_model(state_run[0])
     store = TrajectoryStore(pusht_data, preload=False)

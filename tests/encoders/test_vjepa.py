@@ -271,7 +271,7 @@ def test_files_that_need_full_unpickling_are_refused(tmp_path):
     model = tiny("rope")
     path = tmp_path / "pickled.pt"
     torch.save({"target_encoder": model.state_dict(), "extra": _Opaque()}, path)
-    with pytest.raises(ValueError, match="pickled.pt: not a readable PyTorch weight file with weights_only=True"):
+    with pytest.raises(ValueError, match="pickled.pt was refused"):
         load_vjepa_weights(model, path)
 
 

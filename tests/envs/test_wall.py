@@ -202,3 +202,29 @@ def test_reset_options_and_partial_options():
     assert np.array_equal(info["state"], [10.0, 10.0])
     with pytest.raises(ValueError, match="unknown option"):
         env.reset(options={"start": np.zeros(2)})
+
+
+def test_data_policy_is_the_envs_own_and_follows_its_geometry():
+    from jepa_wms.datasets import default_policy
+
+    env = WallEnv(wall_center_x=40.0, door_center_y=20.0, max_action=1.5)
+    policy = env.data_policy()
+    assert policy.name == "door_seeking_walk" and default_policy(env).params() == policy.params()
+    assert policy.door_center == (40.0, 20.0) and policy.wall_x == env.config.wall_x
+    assert (policy.low, policy.high) == (-1.5, 1.5)
+
+
+def test_collected_actions_are_pinned():
+    """Moving the policy must not change a collected Wall dataset: episode 1 of seed 3, as collected before."""
+    from jepa_wms.datasets.collect import collect_episode
+
+    actions = collect_episode(WallEnv(img_size=16), 1, 3, 6)["actions"]
+    expected = [
+        [-0.7019843459129333, 0.8523882627487183],
+        [-0.8161739110946655, 1.0434995889663696],
+        [-1.0105299949645996, 0.8738530278205872],
+        [-1.136818766593933, 0.7327322959899902],
+        [-1.5305514335632324, 0.5501020550727844],
+        [-1.394214391708374, -0.08925235271453857],
+    ]
+    np.testing.assert_array_equal(actions, np.array(expected, np.float32))

@@ -238,10 +238,10 @@ def test_encoder_resizes_reference_frames_like_the_original_eval():
 
 
 def test_released_wall_model_is_evaluated_with_the_reference_render(tmp_path, monkeypatch):
-    from jepa_wms.checkpoint import load_world_model
     from jepa_wms.encoders import build_dinov2
     from jepa_wms.envs import make_env
     from jepa_wms.hub import PUBLISHED_MODELS, export
+    from jepa_wms.saved_model import load_world_model
     from tests.test_hub import STATS, _original_file
 
     # Shrunk to 28-px frames as in tests/test_hub.py; only the checkpoint's env options matter here.

@@ -1,10 +1,12 @@
 import json
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 
 from jepa_wms.envs import make_env
 from jepa_wms.evaluation import episode_start_goal, evaluate
+from tests.evaluation.test_media import MEDIAN_BLUE, PATH_GREEN, PATH_RED, colour_pixels
 
 
 def test_results_files(tiny_checkpoint, tmp_path):
@@ -14,7 +16,10 @@ def test_results_files(tiny_checkpoint, tmp_path):
     assert 0.0 <= saved["success_rate"] <= 1.0
     assert saved["mean_final_distance"] > 0 and saved["planning_seconds_per_episode"] > 0
     assert len((tmp_path / "episodes.csv").read_text().splitlines()) == 4
-    assert (tmp_path / "planning_cost.png").stat().st_size > 1000
+    cost_plot, paths = imageio.imread(tmp_path / "planning_cost.png"), imageio.imread(tmp_path / "paths.png")
+    assert cost_plot.shape[:2] == (440, 660) and len(colour_pixels(cost_plot, MEDIAN_BLUE)) > 300
+    assert paths.shape[:2] == (550, 550)
+    assert len(colour_pixels(paths, PATH_GREEN)) + len(colour_pixels(paths, PATH_RED)) > 50  # the episodes' paths
     assert len(list((tmp_path / "videos").glob("episode_000_*.gif"))) == 1
     rec = json.loads((tmp_path / "episodes.jsonl").read_text().splitlines()[0])
     assert len(rec["states"]) == 31 and len(rec["cost_history"]) == 2  # 30 env steps + start; 2 CEM iterations
@@ -141,3 +146,26 @@ def test_dset_goals_must_come_from_the_env_of_the_model(tiny_checkpoint, tmp_pat
     with pytest.raises(DatasetError, match="dset goals need a dataset of env 'wall', not 'pusht'"):
         evaluate(tiny_checkpoint, tmp_path / "e", overrides=overrides, show_progress=False)
     assert not (tmp_path / "e" / "eval_meta.json").exists()
+
+
+def test_typed_core_gives_what_the_override_strings_give(tiny_checkpoint, tmp_path):
+    """`evaluate`'s `key=value` strings become typed sections; `run_evaluation` takes those sections directly."""
+    import dataclasses
+
+    import torch
+
+    from jepa_wms.config import ConfigError
+    from jepa_wms.evaluation import checkpoint_setup, load_trained, run_evaluation
+
+    strings = evaluate(tiny_checkpoint, tmp_path / "a", overrides=["plan.alpha=0.5"], episodes=2, show_progress=False)
+    trained = load_trained(tiny_checkpoint, torch.device("cpu"))
+    plan = dataclasses.replace(trained.cfg.plan, alpha=0.5)
+    typed = run_evaluation(checkpoint_setup(trained, plan, trained.cfg.eval), tmp_path / "b", episodes=2)
+    assert typed["plan"]["alpha"] == 0.5 and typed["checkpoint"] == str(tiny_checkpoint)
+    assert (typed["success_rate"], typed["mean_final_distance"]) == (
+        strings["success_rate"],
+        strings["mean_final_distance"],
+    )
+    # Sections built by hand get the checks a config file gets.
+    with pytest.raises(ConfigError, match="plan.num_elites"):
+        checkpoint_setup(trained, dataclasses.replace(plan, num_elites=99), trained.cfg.eval)

@@ -33,6 +33,23 @@ def test_video_has_every_frame_and_holds_the_last(tmp_path, suffix):
         assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == 5 + 4  # frames + the last held 1 s at 4 fps
 
 
-def test_cost_plot(tmp_path):
-    path = plot_cost_history(tmp_path / "c.png", np.exp(-np.linspace(0, 3, 30))[None].repeat(4, 0))
-    assert path.stat().st_size > 1000
+def colour_pixels(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 6) -> np.ndarray:
+    """(row, column) of the pixels within ``tol`` of ``rgb``."""
+    return np.argwhere((np.abs(img[..., :3].astype(int) - np.array(rgb)) <= tol).all(-1))
+
+
+MEDIAN_BLUE = (31, 119, 180)  # matplotlib's first colour: the median line
+EPISODE_GREY = (191, 191, 191)  # colour "0.75": the individual episodes
+PATH_GREEN, PATH_RED = (44, 160, 44), (214, 39, 40)  # "tab:green" / "tab:red": paths of successes / failures
+
+
+def test_cost_plot_draws_the_falling_median_and_the_episodes(tmp_path):
+    rates = np.array([0.5, 1.0, 1.5, 2.0])
+    path = plot_cost_history(tmp_path / "c.png", np.exp(-rates[:, None] * np.linspace(0, 3, 30)))
+    img = imageio.imread(path)
+    assert img.shape[:2] == (440, 660)  # 6 x 4 inches at 110 dpi
+    median = colour_pixels(img, MEDIAN_BLUE)
+    assert len(median) > 300
+    first, last = median[median[:, 1].argmin()], median[median[:, 1].argmax()]
+    assert first[0] < last[0] - 100  # image rows grow downwards: the line starts high and ends low
+    assert len(colour_pixels(img, EPISODE_GREY)) > 200

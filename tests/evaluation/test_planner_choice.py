@@ -1,4 +1,5 @@
-"""`plan.planner` picks any of the library's planners for `jepa-wms eval`, with its own settings."""
+"""`plan.planner` picks any of the library's planners for `jepa-wms eval`, with its own settings (the planners' own
+construction: tests/planning/test_registry.py)."""
 
 import json
 
@@ -7,28 +8,6 @@ import pytest
 
 from jepa_wms.config import ConfigError, load_config
 from jepa_wms.evaluation import evaluate
-from jepa_wms.evaluation.evaluate import build_planner
-from jepa_wms.planning import CEMPlanner, GradientPlanner, MPPIPlanner
-
-
-@pytest.mark.parametrize(
-    ("name", "cls", "extra"),
-    [
-        ("cem", CEMPlanner, {"num_elites": 7}),
-        ("mppi", MPPIPlanner, {"temperature": 0.25}),
-        ("gd", GradientPlanner, {"lr": 0.5, "action_noise": 0.01, "optimizer": "sgd"}),
-        ("adam", GradientPlanner, {"lr": 0.5, "action_noise": 0.01, "optimizer": "adam"}),
-    ],
-)
-def test_build_planner_passes_budget_clip_and_own_settings(name, cls, extra):
-    overrides = [f"plan.planner={name}", "plan.num_samples=12", "plan.iterations=5", "plan.action_clip=1.5"]
-    overrides += [f"plan.{k}={v}" for k, v in extra.items() if k != "optimizer"]
-    planner = build_planner(load_config("wall", overrides).plan)
-    assert type(planner) is cls
-    assert (planner.num_samples, planner.iterations) == (12, 5)
-    assert (planner.action_low, planner.action_high) == (-1.5, 1.5)
-    for key, value in extra.items():
-        assert getattr(planner, key) == value
 
 
 def test_unknown_planner_lists_the_valid_ones():

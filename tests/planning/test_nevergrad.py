@@ -9,10 +9,10 @@ import torch
 pytest.importorskip("nevergrad")
 
 from jepa_wms.config import ConfigError, PlanConfig, load_config  # noqa: E402
-from jepa_wms.evaluation.evaluate import build_planner  # noqa: E402
 from jepa_wms.planning import NevergradPlanner, Planner, PlanResult  # noqa: E402
 from jepa_wms.planning.nevergrad import import_nevergrad  # noqa: E402
-from tests.planning.analytic import gens, quadratic  # noqa: E402
+from jepa_wms.planning.registry import build_planner  # noqa: E402
+from tests.planning.analytic import assert_is_planner, gens, quadratic  # noqa: E402
 
 B, H, A = 2, 3, 2
 
@@ -166,3 +166,7 @@ def test_config_and_build_planner_wire_it_with_the_action_clip():
     assert PlanConfig().ng_optimizer == "NGOpt"
     with pytest.raises(ConfigError, match="plan.planner"):
         load_config("wall", ["plan.planner=bogus"])
+
+
+def test_satisfies_the_planner_protocol():
+    assert_is_planner(NevergradPlanner(num_samples=4, iterations=2, optimizer="OnePlusOne"))

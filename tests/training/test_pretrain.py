@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_wms.checkpoint import CheckpointError, load_checkpoint, load_world_model, save_checkpoint
+from jepa_wms.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from jepa_wms.cli import main
 from jepa_wms.config import load_config
 from jepa_wms.datasets import TrajectoryStore
 from jepa_wms.encoders import build_encoder
+from jepa_wms.saved_model import load_world_model
 from jepa_wms.training import train
 from jepa_wms.training.pretrain import FrameAutoencoder, build_autoencoder, pretrain
 from jepa_wms.world_model import build_world_model

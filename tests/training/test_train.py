@@ -3,8 +3,9 @@ import csv
 import pytest
 import torch
 
-from jepa_wms.checkpoint import CheckpointError, load_checkpoint, load_world_model
+from jepa_wms.checkpoint import CheckpointError, load_checkpoint
 from jepa_wms.config import load_config
+from jepa_wms.saved_model import load_world_model
 from jepa_wms.training import TrainingError, train
 from tests.conftest import TINY
 

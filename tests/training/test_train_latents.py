@@ -1,4 +1,5 @@
 import csv
+import logging
 import shutil
 
 import numpy as np
@@ -8,9 +9,10 @@ import torch
 from jepa_wms.checkpoint import load_checkpoint
 from jepa_wms.config import load_config
 from jepa_wms.datasets import TrajectoryStore, WindowDataset
-from jepa_wms.datasets.latents import LatentCache, encode_dataset
+from jepa_wms.datasets.latents import LatentCache
 from jepa_wms.runtime import seeded_generator
 from jepa_wms.training import train
+from jepa_wms.training.encode import encode_dataset
 from jepa_wms.training.losses import world_model_loss
 from jepa_wms.training.train import build_from_store
 from tests.conftest import TINY
@@ -50,14 +52,17 @@ def test_loss_from_latents_equals_loss_from_pixels(frozen):
         world_model_loss(model, lat, cfg.loss, seeded_generator(0, 3))
 
 
-def test_training_from_the_cache_matches_training_from_pixels(frozen, tmp_path, capsys):
+def test_training_from_the_cache_matches_training_from_pixels(frozen, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="jepa_wms")
     cfg, data, cache = frozen
     cached = train(cfg, data, tmp_path / "cached", show_progress=False)
-    assert f"training from cached latents {cache.path}" in capsys.readouterr().out
+    assert f"training from cached latents {cache.path}" in caplog.text
+    caplog.clear()
     pixels = train(
         _frozen_cfg(cfg.model.encoder.weights, "data.latents=off"), data, tmp_path / "pixels", show_progress=False
     )
-    assert "training from pixels (data.latents=off)" in capsys.readouterr().out
+    assert "training from pixels (data.latents=off)" in caplog.text
+    caplog.clear()
 
     def losses(run):
         with open(tmp_path / run / "log.csv") as f:
@@ -74,7 +79,7 @@ def test_training_from_the_cache_matches_training_from_pixels(frozen, tmp_path, 
     train(explicit, data, tmp_path / "explicit", show_progress=False)
     more = _frozen_cfg(cfg.model.encoder.weights, f"data.latents={cache.folder}")
     train(more, data, tmp_path / "explicit", resume=True, show_progress=False)
-    assert "resuming at epoch 1" in capsys.readouterr().out
+    assert "resuming at epoch 1" in caplog.text
     resumed = load_checkpoint(tmp_path / "explicit" / "checkpoints" / "last.pt")["model"]
     for k in a:
         assert torch.equal(resumed[k], a[k]), k

@@ -1,4 +1,7 @@
-"""The receding-horizon loop: encode the current frame, plan H model actions, execute k of them, replan.
+"""The receding-horizon loop: observe, plan H model actions, execute k of them in the envs, replan.
+
+It steps the environments, so it lives with evaluation; what it plans with (a world model encoding frames, or the
+true simulator) is a `jepa_wms.planning.dynamics.Dynamics`, and the cost it hands the planner comes from there.
 
 All episodes of a batch are planned together (one batched world-model rollout per planner iteration). The reference
 setting for Wall/Maze/Push-T (H = 6, k = 6, frameskip 5, 30 env steps) is a single open-loop plan; Metaworld
@@ -12,15 +15,15 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from ..world_model import LatentState, WorldModel
-from .base import CostFn, Planner
-from .objectives import goal_cost
+from ..planning.base import Planner
+from ..planning.dynamics import Dynamics, LatentDynamics
+from ..world_model import WorldModel
+
+__all__ = ["EpisodeTrace", "run_mpc"]
 
 
 @dataclass
@@ -33,71 +36,9 @@ class EpisodeTrace:
     plan_seconds: float = 0.0
 
 
-def latent_goal_cost_fn(
-    model: WorldModel,
-    context: LatentState,
-    goal: LatentState,
-    alpha: float,
-    kind: str,
-    autocast_ctx: Callable,
-) -> CostFn:
-    """Build ``(B, S, H, A) → (B, S)``: roll every candidate out from the (B, 1) context, score the last step."""
-
-    def cost(candidates: Tensor) -> Tensor:
-        b, s = candidates.shape[:2]
-
-        def rep(x: Tensor | None) -> Tensor | None:
-            return None if x is None else x.repeat_interleave(s, dim=0)
-
-        ctx = LatentState(rep(context.visual), rep(context.proprio))
-        with autocast_ctx():
-            pred = model.rollout(ctx, candidates.flatten(0, 1))
-        last_vis = pred.visual[:, -1].float().unflatten(0, (b, s))
-        last_prop = None if pred.proprio is None else pred.proprio[:, -1].float().unflatten(0, (b, s))
-        use_prop = last_prop is not None and goal.proprio is not None and alpha > 0
-        return goal_cost(
-            last_vis,
-            goal.visual[:, 0].float(),
-            last_prop if use_prop else None,
-            goal.proprio[:, 0].float() if use_prop else None,
-            alpha if use_prop else 0.0,
-            kind,
-        )
-
-    return cost
-
-
-class LatentDynamics:
-    """A `WorldModel` as the loop drives it: observations are encoded, candidates scored in latent space. The
-    simulator oracle (`jepa_wms.planning.simulator.SimulatorModel`) offers the same four members."""
-
-    def __init__(self, model: WorldModel, device: torch.device, autocast_ctx: Callable) -> None:
-        self.model, self.device, self.autocast_ctx = model.eval(), device, autocast_ctx
-        self.frameskip, self.action_dim = model.frameskip, model.action_dim
-
-    def denormalize_actions(self, actions: Tensor) -> Tensor:
-        return self.model.denormalize_actions(actions)
-
-    def observe(self, obs: Sequence[dict]) -> LatentState:
-        return _observe(self.model, obs, self.device)
-
-    def cost_fn(self, current: LatentState, goal: LatentState, alpha: float, kind: str) -> CostFn:
-        return latent_goal_cost_fn(self.model, current, goal, alpha, kind, self.autocast_ctx)
-
-
-def _observe(model: WorldModel, obs: Sequence[dict], device: torch.device) -> LatentState:
-    proprio = torch.from_numpy(np.stack([o["proprio"] for o in obs]).astype(np.float32))[:, None].to(device)
-    if model.observation_key == "state":
-        # A state model encodes the exact env state, in float32 as the dataset's /state rows it was trained on.
-        state = torch.from_numpy(np.stack([o["state"] for o in obs]).astype(np.float32))[:, None].to(device)
-        return model.encode(None, proprio, state=state)
-    pixels = torch.from_numpy(np.stack([o["pixels"] for o in obs]))[:, None].to(device)
-    return model.encode(pixels, proprio)
-
-
 @torch.no_grad()
 def run_mpc(
-    model: WorldModel | Any,
+    model: WorldModel | Dynamics,
     envs: Sequence,
     first_obs: Sequence[dict],
     goal_obs: Sequence[dict],
@@ -114,7 +55,8 @@ def run_mpc(
 ) -> list[EpisodeTrace]:
     """Drive ``envs`` (one per episode, already reset to their start states) towards their goals for ``total_steps``
     env steps. ``goal_obs`` are the goal observations (pixels + proprio, and ``state``: the goal's exact env state).
-    ``model`` is a `WorldModel` or the simulator oracle. Returns one trace per episode."""
+    ``model`` is a `WorldModel` (wrapped in `LatentDynamics`) or any other `Dynamics`, such as the simulator oracle.
+    Returns one trace per episode."""
     device = torch.device(device)
     dyn = LatentDynamics(model, device, autocast_ctx) if isinstance(model, WorldModel) else model
     traces = [

@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="plan seeded episodes with a checkpoint (or the true simulator) and report success")
     e.add_argument("--checkpoint", default=None, help="a training checkpoint; omit with plan.model=simulator")
+    several = "each into its own subfolder of OUT, then summary.json: mean ± std (key=value overrides go before)"
+    e.add_argument("--checkpoints", nargs="+", default=None, metavar="CKPT", help=f"several checkpoints, {several}")
+    e.add_argument("--runs", nargs="+", default=None, metavar="RUN", help="training runs: --checkpoints of each run's")
+    e.add_argument("--last-epochs", type=int, default=None, metavar="N", help="with --runs: last N epoch_NNN.pt")
     e.add_argument("--env", default=None, help="without --checkpoint: the env whose simulator plans (e.g. pusht)")
     e.add_argument("--config", default=None, help="without --checkpoint: config (default: the env's quick demo one)")
     e.add_argument("--data", default=None, help="dataset for action stats and dset goals (default: collect one)")
@@ -135,7 +139,7 @@ _FLAG_RANGES: dict[str, dict[str, Range]] = {
     "collect": {d: RANGES[f"collect.{d}"] for d in ("episodes", "episode_len", "workers", "seed", "img_size")},
     "convert": {"img_size": RANGES["collect.img_size"], "max_episodes": Range(1)},
     "encode": {"batch_size": Range(1)},
-    "eval": {"episodes": RANGES["eval.episodes"], "seed": RANGES["eval.seed"]},
+    "eval": {"episodes": RANGES["eval.episodes"], "seed": RANGES["eval.seed"], "last_epochs": Range(1)},
     "hub": {"num_heads": Range(1)},
 }
 
@@ -249,18 +253,20 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from .evaluation import evaluate
+    from .evaluation import evaluate, evaluate_checkpoints, summary_table
     from .paths import checkpoint_path, dataset_path
+    from .runtime import dist_info
 
     checkpoint = None if args.checkpoint is None else checkpoint_path(args.checkpoint)
+    several = _eval_checkpoint_list(args)
     slurm = _slurm_options(args)
     if slurm is not None:
         from .slurm import submit_eval
 
-        if checkpoint is None:
+        if checkpoint is None and several is None:
             raise ValueError("eval --slurm needs --checkpoint (simulator-only evaluations run locally)")
         job = submit_eval(
-            checkpoint,
+            checkpoint if several is None else several,
             args.out,
             slurm,
             episodes=args.episodes,
@@ -270,19 +276,35 @@ def _eval(args: argparse.Namespace) -> None:
         )
         print(f"submitted SLURM job {job.job_id} (eval); logs: {job.paths.folder}")
         return
-    res = evaluate(
-        checkpoint,
-        args.out,
-        episodes=args.episodes,
-        seed=args.seed,
-        overrides=args.overrides,
-        device=args.device,
-        env=args.env,
-        config=args.config,
-        data=None if args.data is None else dataset_path(args.data),
-    )
-    print(_results_table(res["env"], res))
-    print(f"results: {args.out}/results.json")
+    talk = dist_info()[0] == 0  # under torchrun every rank returns the results; one prints them
+    options: dict[str, Any] = dict(episodes=args.episodes, seed=args.seed, overrides=args.overrides, device=args.device)
+    data = None if args.data is None else dataset_path(args.data)
+    if several is not None:
+        if args.env is not None or args.config is not None:
+            raise ValueError("--env/--config describe a run without a checkpoint; the checkpoints have their own")
+        summary = evaluate_checkpoints(several, args.out, data=data, **options)
+        if talk:
+            print(summary_table(summary))
+            print(f"summary: {args.out}/summary.json")
+        return
+    res = evaluate(checkpoint, args.out, env=args.env, config=args.config, data=data, **options)
+    if talk:
+        print(_results_table(res["env"], res))
+        print(f"results: {args.out}/results.json")
+
+
+def _eval_checkpoint_list(args: argparse.Namespace) -> list[str] | None:
+    """The checkpoints of ``--checkpoints`` or of ``--runs`` with ``--last-epochs``; None for one evaluation."""
+    from .evaluation import last_epoch_checkpoints
+    from .paths import checkpoint_path
+
+    if sum(v is not None for v in (args.checkpoint, args.checkpoints, args.runs)) > 1:
+        raise ValueError("eval takes one of --checkpoint, --checkpoints, --runs")
+    if (args.runs is None) != (args.last_epochs is None):
+        raise ValueError("--runs and --last-epochs go together")
+    if args.runs is not None:
+        return [str(c) for run in args.runs for c in last_epoch_checkpoints(checkpoint_path(run), args.last_epochs)]
+    return None if args.checkpoints is None else [str(checkpoint_path(c)) for c in args.checkpoints]
 
 
 def _demo(args: argparse.Namespace) -> None:

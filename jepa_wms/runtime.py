@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -73,18 +77,48 @@ def dist_info() -> tuple[int, int, int]:
     )
 
 
+# An evaluation's ranks meet only to start and to merge: the slowest may still be planning hours after the fastest.
+EVAL_TIMEOUT = datetime.timedelta(hours=24)
+
+
 @contextlib.contextmanager
-def distributed(device: torch.device) -> Iterator[tuple[int, int]]:
-    """Initialise a process group under torchrun (NCCL on GPU, Gloo on CPU) and tear it down afterwards."""
+def distributed(device: torch.device, timeout: datetime.timedelta | None = None) -> Iterator[tuple[int, int]]:
+    """Initialise a process group under torchrun (NCCL on GPU, Gloo on CPU) and tear it down afterwards. Inside
+    another ``distributed`` block it joins the group already there: an evaluation of several checkpoints holds one
+    group, and each evaluation in it runs on that group. ``timeout``: how long a collective waits for the slowest
+    rank (torch's default, 30 min, when None)."""
     rank, world, local_rank = dist_info()
     if world == 1:
         yield 0, 1
         return
+    if torch.distributed.is_initialized():
+        yield torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return
     if device.type == "cuda":
         # One GPU per process: `device` ("cuda") then means this rank's GPU.
         torch.cuda.set_device(local_rank)
-    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     try:
         yield rank, world
     finally:
         torch.distributed.destroy_process_group()
+
+
+def on_rank0(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 only and give every rank its result, or raise its exception on every rank: the other
+    ranks wait for rank 0 instead of racing it, and a refusal (a locked folder, other settings) stops them all with
+    the same one-line error rather than leaving them blocked at the next collective. Outside a process group it
+    just calls ``fn``."""
+    if not torch.distributed.is_initialized():
+        return fn()
+    box: list[Any] = [None]
+    if torch.distributed.get_rank() == 0:
+        try:
+            box[0] = (True, fn())
+        except Exception as exc:  # sent to the other ranks, then raised here as well
+            box[0] = (False, exc)
+    torch.distributed.broadcast_object_list(box, src=0)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value

@@ -8,11 +8,12 @@ the same job, and
 * ``TrainJob`` always trains with ``resume=True``: a requeued job continues from ``OUT/checkpoints/last.pt``, written
   at the end of each epoch and every ``train.checkpoint_every`` steps (the steps since are redone, exactly); the job
   holds the run folder's lock (``runlock``) while it trains, and a requeued one takes it over;
-* ``EvalJob`` reuses ``evaluate``'s own resume: episodes already in ``OUT/episodes.jsonl`` are skipped.
+* ``EvalJob`` reuses ``evaluate``'s own resume: episodes already recorded in ``OUT`` (by any task) are skipped.
 
-Training uses one task per GPU (``tasks_per_node = gpus_per_node``) on every node; each task turns the SLURM
-variables into the torchrun-style ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT`` that
-``jepa_wms.runtime.distributed`` reads, so the training loop runs unchanged under DDP. Evaluation is one task.
+Both use one task per GPU (``tasks_per_node = gpus_per_node``; one per node without GPUs) on every node; each task
+turns the SLURM variables into the torchrun-style ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/
+``MASTER_PORT`` that ``jepa_wms.runtime.distributed`` reads, so training runs unchanged under DDP and evaluation
+shares its episodes over the tasks exactly as under torchrun.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class SlurmOptions:
 
     Attributes:
         partition, account, qos: ``sbatch --partition/--account/--qos``.
-        nodes: nodes for training (evaluation runs on one).
-        gpus_per_node: GPUs per node; training starts one task per GPU (0: a CPU-only job with one task per node).
+        nodes: nodes of the job.
+        gpus_per_node: GPUs per node; one task per GPU (0: a CPU-only job with one task per node).
         cpus_per_task: CPU cores per task (data loading and the host side of planning).
         time_min: wall-clock limit in minutes; on timeout the job checkpoints and requeues (at most
             ``max_requeues`` times).
@@ -152,10 +153,11 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class EvalJob:
-    """``evaluate(checkpoint_path, out_dir, ...)`` as a picklable, requeueable SLURM job."""
+    """``evaluate(checkpoint_path, out_dir, ...)`` as a picklable, requeueable SLURM job; with a tuple of paths,
+    ``evaluate_checkpoints`` (one evaluation per checkpoint and their pooled summary)."""
 
     # Not named `checkpoint`: that is submitit's requeue hook below.
-    checkpoint_path: str
+    checkpoint_path: str | tuple[str, ...]
     out_dir: str
     episodes: int | None = None
     seed: int | None = None
@@ -163,9 +165,11 @@ class EvalJob:
     device: str = "auto"
 
     def __call__(self) -> dict[str, Any]:
-        from .evaluation import evaluate
+        from .evaluation import evaluate, evaluate_checkpoints
 
-        return evaluate(
+        export_distributed_env()
+        run = evaluate_checkpoints if isinstance(self.checkpoint_path, tuple) else evaluate
+        return run(
             self.checkpoint_path,
             self.out_dir,
             episodes=self.episodes,
@@ -205,7 +209,7 @@ def submit_train(
 
 
 def submit_eval(
-    checkpoint: str | Path,
+    checkpoint: str | Path | list[str | Path],
     out_dir: str | Path,
     opts: SlurmOptions,
     *,
@@ -215,13 +219,15 @@ def submit_eval(
     device: str = "auto",
     cluster: str = "slurm",
 ) -> Any:
-    """Submit an evaluation (one task) and return the submitit ``Job``."""
-    checkpoint, out_dir = Path(checkpoint).resolve(), Path(out_dir).resolve()
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    if opts.nodes != 1:
-        raise ValueError(f"eval runs as a single task: --nodes must be 1, got {opts.nodes}")
+    """Submit an evaluation of ``checkpoint`` (a list: each of them, pooled) with one task per GPU on every node,
+    sharing the episodes, and return the submitit ``Job``."""
+    paths = [Path(c).resolve() for c in (checkpoint if isinstance(checkpoint, list) else [checkpoint])]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+    out_dir = Path(out_dir).resolve()
     # Typos and invalid choices in the overrides fail now rather than after the job waited in the queue.
     config_from_dict(ExperimentConfig().to_dict(), list(overrides))
-    executor = make_executor(opts, out_dir / "slurm", tasks_per_node=1, cluster=cluster)
-    return executor.submit(EvalJob(str(checkpoint), str(out_dir), episodes, seed, tuple(overrides), device))
+    executor = make_executor(opts, out_dir / "slurm", tasks_per_node=max(1, opts.gpus_per_node), cluster=cluster)
+    target = tuple(map(str, paths)) if isinstance(checkpoint, list) else str(paths[0])
+    return executor.submit(EvalJob(target, str(out_dir), episodes, seed, tuple(overrides), device))

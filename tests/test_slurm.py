@@ -84,10 +84,29 @@ def test_eval_job_runs_and_writes_results(tmp_path, tiny_checkpoint):
     job = submit_eval(tiny_checkpoint, out, CPU, episodes=1, overrides=["eval.videos=0"], device="cpu", cluster="debug")
     assert job.result()["episodes"] == 1
     assert (out / "results.json").exists() and (out / "slurm").is_dir()
-    with pytest.raises(ValueError, match="--nodes must be 1"):
-        submit_eval(tiny_checkpoint, out, SlurmOptions(nodes=2), cluster="debug")
     with pytest.raises(Exception, match="plan.horizn"):
         submit_eval(tiny_checkpoint, out, CPU, overrides=["plan.horizn=3"], cluster="debug")
+
+
+def test_eval_runs_one_task_per_gpu_on_every_node_and_takes_checkpoint_lists(tmp_path, tiny_checkpoint, monkeypatch):
+    made = {}
+
+    def fake_executor(opts, folder, tasks_per_node, cluster="slurm"):
+        made.update(nodes=opts.nodes, tasks_per_node=tasks_per_node, folder=folder)
+        return SimpleNamespace(submit=lambda job: job)
+
+    monkeypatch.setattr("jepa_wms.slurm.make_executor", fake_executor)
+    job = submit_eval(tiny_checkpoint, tmp_path / "e", SlurmOptions(nodes=2, gpus_per_node=4))
+    assert made == {"nodes": 2, "tasks_per_node": 4, "folder": tmp_path / "e" / "slurm"}
+    assert job.checkpoint_path == str(tiny_checkpoint)
+    submit_eval([tiny_checkpoint], tmp_path / "e", CPU)
+    assert made["tasks_per_node"] == 1
+    # Each task is a rank: the job exports the distributed variables before it evaluates.
+    exported = []
+    monkeypatch.setattr("jepa_wms.slurm.export_distributed_env", lambda: exported.append(True))
+    monkeypatch.setattr("jepa_wms.evaluation.evaluate_checkpoints", lambda paths, out, **kw: {"paths": paths})
+    listed = submit_eval([tiny_checkpoint], tmp_path / "e", CPU)
+    assert listed() == {"paths": (str(tiny_checkpoint),)} and exported == [True]
 
 
 def test_executor_receives_the_slurm_parameters(tmp_path, fake_srun):

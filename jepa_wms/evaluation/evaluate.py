@@ -4,13 +4,17 @@
 ``key=value`` override strings, config names and a checkpoint path.
 
 Episode k's start and goal depend only on (seed, k), and so does its planner noise, so results do not depend on how
-episodes are batched or split. Finished episodes are appended to ``episodes.jsonl`` chunk by chunk; a killed
-evaluation resumes from there. At the end: ``results.json`` (atomic), ``episodes.csv``, a cost-over-iterations
-plot, a path plot and agent-vs-goal videos of the first episodes.
+episodes are batched or split, nor on how many processes share them. Under torchrun (or a multi-task SLURM job) the
+episodes still to do are dealt round robin over the ranks; each rank appends its finished episodes chunk by chunk to
+its own file (``records.py``), and a killed evaluation, rerun with any number of processes, resumes from all of
+them. At the end rank 0 merges them into ``episodes.jsonl`` and writes ``results.json`` (atomic), ``episodes.csv``,
+a cost-over-iterations plot and a path plot; agent-vs-goal videos of the first episodes come from the rank that
+planned them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -18,9 +22,10 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ..checkpoint import atomic_write_bytes, remove_stale_temporaries
@@ -30,10 +35,11 @@ from ..datasets import DatasetError
 from ..envs import env_spec, make_env
 from ..planning.registry import build_planner
 from ..runlock import folder_lock
-from ..runtime import autocast, resolve_device, resolve_dtype, seeded_generator
+from ..runtime import EVAL_TIMEOUT, autocast, distributed, on_rank0, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
 from .media import plot_cost_history, plot_trajectories, write_video
 from .mpc import EpisodeTrace, run_mpc
+from .records import append_records, load_records, merge_records, records_file
 from .setup import EvalSetup, checkpoint_setup, load_trained, simulator_setup
 
 # Keys that only one family of planners reads. Leaving them out of other planners' fingerprints keeps evaluations
@@ -71,40 +77,6 @@ def _eval_fingerprint(cfg: ExperimentConfig, identity: dict[str, Any], seed: int
         sort_keys=True,
     )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _load_done(jsonl: Path) -> dict[int, dict]:
-    done: dict[int, dict] = {}
-    if jsonl.exists():
-        for line in jsonl.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill
-                continue
-            done[int(rec["episode"])] = rec
-    return done
-
-
-def _append_records(jsonl: Path, records: Sequence[dict]) -> None:
-    with open(jsonl, "a+b") as f:
-        # A kill mid-write leaves a line without its newline: cut it off, or the next record would be glued to it.
-        f.truncate(_complete_length(f))
-        f.write("".join(json.dumps(rec) + "\n" for rec in records).encode())
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _complete_length(f: BinaryIO) -> int:
-    """Bytes of ``f`` up to and including its last newline (scanned backwards from the end)."""
-    pos = f.seek(0, os.SEEK_END)
-    while pos > 0:
-        size = min(pos, 1 << 16)
-        f.seek(pos - size)
-        newline = f.read(size).rfind(b"\n")
-        if newline >= 0:
-            return pos - size + newline + 1
-        pos -= size
-    return 0
 
 
 def plan_episodes(
@@ -218,16 +190,20 @@ def evaluate(
     `simulator_setup`) and runs `run_evaluation`, which Python callers with config objects may call directly."""
     _check_counts(episodes, seed)  # before a checkpoint is read or a dataset collected
     dev = resolve_device(device)
-    if checkpoint is not None:
-        if env is not None or config is not None:
-            raise ValueError("evaluate: --env/--config describe a run without a checkpoint; the checkpoint has its own")
-        trained = load_trained(checkpoint, dev)
-        protocol = config_from_dict(trained.cfg.to_dict(), overrides, only=("plan", "eval"))
-        setup = checkpoint_setup(trained, protocol.plan, protocol.eval, data=data)
-    else:
-        cfg = _simulator_config(env, config, overrides)
-        setup = simulator_setup(cfg, out_dir, dev, data=data, show_progress=show_progress)
-    return run_evaluation(setup, out_dir, episodes=episodes, seed=seed, show_progress=show_progress)
+    # The group first: under torchrun on GPUs it picks this rank's GPU, which the model is then loaded onto.
+    with distributed(dev, EVAL_TIMEOUT):
+        if checkpoint is not None:
+            if env is not None or config is not None:
+                raise ValueError(
+                    "evaluate: --env/--config describe a run without a checkpoint; the checkpoint has its own"
+                )
+            trained = load_trained(checkpoint, dev)
+            protocol = config_from_dict(trained.cfg.to_dict(), overrides, only=("plan", "eval"))
+            setup = checkpoint_setup(trained, protocol.plan, protocol.eval, data=data)
+        else:
+            cfg = _simulator_config(env, config, overrides)
+            setup = simulator_setup(cfg, out_dir, dev, data=data, show_progress=show_progress)
+        return run_evaluation(setup, out_dir, episodes=episodes, seed=seed, show_progress=show_progress)
 
 
 def _simulator_config(env: str | None, config: str | Path | None, overrides: Sequence[str]) -> ExperimentConfig:
@@ -268,57 +244,81 @@ def run_evaluation(
     seed = cfg.eval.seed if seed is None else seed
     dtype = resolve_dtype(cfg.plan.precision, dev, training=False)
 
-    # One evaluation per folder: a second one would plan the same episodes and interleave their records.
-    with folder_lock(out_dir):
-        remove_stale_temporaries(out_dir)
-        jsonl = out_dir / "episodes.jsonl"
-        meta_path = out_dir / "eval_meta.json"
-        fingerprint = _eval_fingerprint(cfg, setup.identity, seed)
-        if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") != fingerprint:
-            raise FileExistsError(
-                f"{out_dir} holds an evaluation with another checkpoint, seed or planner setting; use a new --out"
-            )
-        # Settings are refused before the folder is claimed, so that the corrected rerun may use it.
+    fingerprint = _eval_fingerprint(cfg, setup.identity, seed)
+
+    with distributed(dev, EVAL_TIMEOUT) as (rank, world), contextlib.ExitStack() as held:
+        # Settings are refused before the folder is claimed, so that the corrected rerun may use it. Every rank
+        # checks them (the same settings give the same refusal), and each needs its own goals anyway.
         build_planner(cfg.plan)
         dataset_goals = _dataset_goals(cfg, setup.dataset)
-        atomic_write_bytes(meta_path, json.dumps({"fingerprint": fingerprint}).encode())
-        done = _load_done(jsonl)
+        on_rank0(lambda: _claim(out_dir, fingerprint, held))
+        done = load_records(out_dir)
         todo = [k for k in range(n) if k not in done]
+        mine = todo[rank::world]  # round robin: after a resume, what is left is still shared evenly
+        jsonl = records_file(out_dir, rank, world)
         chunk = cfg.plan.episode_chunk
-        bar = tqdm(total=n, initial=n - len(todo), desc="eval episodes", disable=not show_progress)
-        for i in range(0, len(todo), chunk):
-            indices = todo[i : i + chunk]
+        bar = tqdm(
+            total=n - len(todo) + len(mine),
+            initial=n - len(todo),
+            desc="eval episodes" if world == 1 else f"eval episodes (rank 0 of {world})",
+            disable=not show_progress or rank != 0,
+        )
+        for i in range(0, len(mine), chunk):
+            indices = mine[i : i + chunk]
             records = _run_chunk(
                 model, cfg, env_kwargs, indices, seed, dev, dtype, out_dir / "videos", cfg.eval.videos, dataset_goals
             )
-            _append_records(jsonl, records)
+            append_records(jsonl, records)
             done.update({r["episode"]: r for r in records})
             bar.update(len(indices))
             bar.set_postfix(success=f"{np.mean([r['success'] for r in done.values()]):.2f}")
         bar.close()
         if hasattr(model, "close"):
             model.close()  # the simulator's worker processes
+        if world > 1:
+            torch.distributed.barrier()  # every rank's records are on disk before rank 0 reads them
+        return on_rank0(lambda: _finish(setup, out_dir, n, seed))
 
-        records = [done[k] for k in range(n)]
-        summary = {
-            **summarize(records),
-            "seed": seed,
-            "checkpoint": None if setup.checkpoint is None else str(setup.checkpoint),
-            "env": cfg.env,
-            "plan": cfg.plan.__dict__,
-        }
-        atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=2).encode())
-        _write_csv(out_dir / "episodes.csv", records)
-        plot_cost_history(
-            out_dir / "planning_cost.png",
-            np.array([r["cost_history"] for r in records]),
-            title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}",
+
+def _claim(out_dir: Path, fingerprint: str, held: contextlib.ExitStack) -> None:
+    """Take ``out_dir`` for this evaluation (rank 0, for all ranks): hold its lock until ``held`` closes, and refuse
+    a folder that holds an evaluation with other settings."""
+    # One evaluation per folder: a second one would plan the same episodes and interleave their records.
+    held.enter_context(folder_lock(out_dir))
+    remove_stale_temporaries(out_dir)
+    meta_path = out_dir / "eval_meta.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") != fingerprint:
+        raise FileExistsError(
+            f"{out_dir} holds an evaluation with another checkpoint, seed or planner setting; use a new --out"
         )
-        scene = make_env(cfg.env, **env_kwargs).unwrapped
-        extent = getattr(getattr(scene, "config", None), "arena_size", None)
-        background = scene.render_state(np.asarray(records[0]["goal"])) if extent else None
-        plot_trajectories(out_dir / "paths.png", records[:16], background, extent)
-        return summary
+    atomic_write_bytes(meta_path, json.dumps({"fingerprint": fingerprint}).encode())
+
+
+def _finish(setup: EvalSetup, out_dir: Path, n: int, seed: int) -> dict[str, Any]:
+    """Merge every rank's records into ``episodes.jsonl`` and write the summary, the table and the plots."""
+    cfg = setup.cfg
+    done = load_records(out_dir)
+    merge_records(out_dir, done)
+    records = [done[k] for k in range(n)]
+    summary = {
+        **summarize(records),
+        "seed": seed,
+        "checkpoint": None if setup.checkpoint is None else str(setup.checkpoint),
+        "env": cfg.env,
+        "plan": cfg.plan.__dict__,
+    }
+    atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=2).encode())
+    _write_csv(out_dir / "episodes.csv", records)
+    plot_cost_history(
+        out_dir / "planning_cost.png",
+        np.array([r["cost_history"] for r in records]),
+        title=f"{cfg.plan.planner.upper()} {cfg.plan.cost} cost, {cfg.env}",
+    )
+    scene = make_env(cfg.env, **setup.env_kwargs).unwrapped
+    extent = getattr(getattr(scene, "config", None), "arena_size", None)
+    background = scene.render_state(np.asarray(records[0]["goal"])) if extent else None
+    plot_trajectories(out_dir / "paths.png", records[:16], background, extent)
+    return summary
 
 
 def _dataset_goals(cfg: ExperimentConfig, path: str) -> DatasetGoals | None:

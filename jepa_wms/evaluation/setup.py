@@ -18,6 +18,7 @@ import torch
 
 from ..config import EvalConfig, ExperimentConfig, PlanConfig, config_from_dict
 from ..planning.simulator import SimulatorModel
+from ..runtime import on_rank0
 from ..saved_model import load_world_model
 
 __all__ = ["EvalSetup", "TrainedModel", "checkpoint_setup", "load_trained", "simulator_setup"]
@@ -93,7 +94,8 @@ def simulator_setup(
             "(or pass --checkpoint)"
         )
     if data is None:
-        data = collect_for_config(cfg, Path(out_dir) / "data", show_progress)
+        # Rank 0 collects (or finds) it for all ranks: several processes writing one dataset would clash.
+        data = on_rank0(lambda: collect_for_config(cfg, Path(out_dir) / "data", show_progress))
     store = TrajectoryStore(data, preload=False)
     if store.env != cfg.env:
         raise ValueError(f"evaluate: dataset {store.path} holds env {store.env!r}, the config plans {cfg.env!r}")

@@ -1,4 +1,5 @@
-"""``jepa-wms collect|convert|encode|pretrain|train|eval|hub|demo``: a thin command line over the Python API."""
+"""``jepa-wms collect|convert|encode|pretrain|train|eval|hub|demo|train-head|decode``: a thin command line over the
+Python API."""
 
 from __future__ import annotations
 
@@ -96,6 +97,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     h.add_argument("--list", action="store_true", help="list the released models and exit")
 
+    hd = sub.add_parser("train-head", help="train an image or state head on a world model's frozen latents")
+    hd.add_argument("--checkpoint", required=True, help="world model checkpoint whose encoder's latents it reads")
+    hd.add_argument("--head", required=True, choices=("image", "state"), help="image: frames; state: the env state")
+    hd.add_argument("--data", required=True, help="dataset folder (under $DATASET_ROOT if set and relative)")
+    hd.add_argument("--out", required=True, help="run folder: checkpoints/last.pt is the head (under $CHECKPOINT_ROOT)")
+    hd.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    hd.add_argument("--channels", default="64,64,32,32,16,16", help="image head: decoder stage widths")
+    hd.add_argument("--pixel-loss", default="l1", choices=("l1", "l2"), help="image head: pixel term")
+    hd.add_argument("--ssim-weight", type=float, default=0.2, help="image head: weight of 1 − SSIM")
+    hd.add_argument("--hidden", type=int, default=256, help="state head: MLP width")
+    hd.add_argument("--no-proprio", action="store_true", help="state head: read the latents only, not proprio")
+    hd.add_argument("overrides", nargs="*", metavar="key=value", help="train.*, optim.*, data.*: e.g. train.epochs=5")
+
+    dc = sub.add_parser("decode", help="decode imagined rollouts (or action programs) next to the real frames")
+    dc.add_argument("--checkpoint", required=True, help="world model checkpoint")
+    dc.add_argument("--head", required=True, nargs="+", help="head checkpoints (an image head, a state head, or both)")
+    dc.add_argument("--data", required=True, help="dataset whose episodes give the context and recorded actions")
+    dc.add_argument("--out", required=True, help="output folder")
+    dc.add_argument("--episodes", type=int, default=4)
+    dc.add_argument("--context", type=int, default=1, help="context frames before the imagined ones")
+    dc.add_argument("--steps", type=int, default=8, help="imagined steps (model steps of frameskip env steps)")
+    dc.add_argument("--programs", default=None, help="YAML of action programs: counterfactual unroll instead")
+    dc.add_argument("--repeat", type=int, default=4, help="with --programs: times each program repeats")
+    dc.add_argument("--fps", type=int, default=4)
+    dc.add_argument("--video-format", default="gif", choices=("gif", "mp4"))
+
     d = sub.add_parser("demo", help="collect → train → eval with the embedded offline default config")
     d.add_argument("--env", default="wall", help="wall | pointmaze | pusht | metaworld")
     d.add_argument("--task", default=None, help="Metaworld task (default: reach)")
@@ -141,6 +168,8 @@ _FLAG_RANGES: dict[str, dict[str, Range]] = {
     "encode": {"batch_size": Range(1)},
     "eval": {"episodes": RANGES["eval.episodes"], "seed": RANGES["eval.seed"], "last_epochs": Range(1)},
     "hub": {"num_heads": Range(1)},
+    "train-head": {"hidden": Range(1), "ssim_weight": Range(0.0)},
+    "decode": {d: Range(1) for d in ("episodes", "context", "steps", "repeat", "fps")},
 }
 
 
@@ -252,6 +281,50 @@ def _train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {train(cfg, data, out, resume=args.resume)}")
 
 
+def _train_head(args: argparse.Namespace) -> None:
+    from .heads import train_head
+    from .paths import checkpoint_path, dataset_path
+
+    try:
+        channels = [int(c) for c in args.channels.split(",")]
+    except ValueError:
+        raise ValueError(f"--channels must be comma-separated ints, got {args.channels!r}") from None
+    ckpt = train_head(
+        checkpoint_path(args.checkpoint),
+        args.head,
+        dataset_path(args.data),
+        checkpoint_path(args.out),
+        args.overrides,
+        channels=channels,
+        pixel_loss=args.pixel_loss,
+        ssim_weight=args.ssim_weight,
+        hidden=args.hidden,
+        proprio=not args.no_proprio,
+        resume=args.resume,
+    )
+    print(f"head: {ckpt}")
+
+
+def _decode(args: argparse.Namespace) -> None:
+    from .heads import decode_rollouts, unroll_decode
+    from .paths import checkpoint_path, dataset_path
+
+    checkpoint, data = checkpoint_path(args.checkpoint), dataset_path(args.data)
+    heads = [checkpoint_path(h) for h in args.head]
+    media = {"fps": args.fps, "video_format": args.video_format, "context": args.context}
+    if args.programs is not None:
+        if len(heads) != 1:
+            raise ValueError(f"--programs draws frames with one image head, got {len(heads)} heads")
+        unroll_decode(checkpoint, heads[0], data, args.programs, args.out, repeat=args.repeat, **media)
+        print(f"unroll: {args.out}/unroll.{args.video_format}, {args.out}/unroll.json")
+        return
+    result = decode_rollouts(checkpoint, heads, data, args.out, episodes=args.episodes, steps=args.steps, **media)
+    for key in ("pixel_error", "state_distance"):
+        if key in result:
+            print(f"{key} per step (imagined): " + " ".join(f"{v:.4g}" for v in result[key]["imagined"]))
+    print(f"decoded: {args.out}/decode.json")
+
+
 def _eval(args: argparse.Namespace) -> None:
     from .evaluation import evaluate, evaluate_checkpoints, summary_table
     from .paths import checkpoint_path, dataset_path
@@ -337,6 +410,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "eval": _eval,
     "hub": _hub,
     "demo": _demo,
+    "train-head": _train_head,
+    "decode": _decode,
 }
 
 

@@ -42,6 +42,7 @@ PlanModel = Literal["world_model", "simulator"]
 SimCost = Literal["state", "pixels"]
 VideoFormat = Literal["gif", "mp4"]
 GoalSource = Literal["env", "dset"]
+EvalMode = Literal["inline", "separate"]
 
 
 @dataclass
@@ -174,6 +175,13 @@ class TrainConfig:
     keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt next to last.pt
     # steps between checkpoints inside an epoch (0: at epoch ends only); a resume from one is exact too
     checkpoint_every: int = 0
+    # epochs between planning evaluations of that epoch's checkpoint (kept as epoch_NNN.pt) into OUT/evals/epoch_NNN,
+    # with the plan.*/eval.* settings; success is logged next to the losses (0: none)
+    eval_every: int = 0
+    # "inline": the training processes evaluate (all ranks share the episodes) before the next epoch; "separate":
+    # a background `jepa-wms eval` process (a SLURM job when training runs under --slurm) while training goes on
+    eval_mode: EvalMode = "inline"
+    eval_episodes: int = 0  # episodes of each of these evaluations (0: eval.episodes)
 
 
 @dataclass

@@ -88,6 +88,8 @@ RANGES: dict[str, Range] = {
     "train.batch_size": _COUNT,
     "train.log_every": _COUNT,
     "train.checkpoint_every": _NON_NEGATIVE,
+    "train.eval_every": _NON_NEGATIVE,
+    "train.eval_episodes": Range(0, 100_000),  # 0: eval.episodes
     "plan.temperature": _POSITIVE,
     "plan.lr": _POSITIVE,
     "plan.action_noise": _NON_NEGATIVE,

@@ -7,7 +7,8 @@ the same job, and
 
 * ``TrainJob`` always trains with ``resume=True``: a requeued job continues from ``OUT/checkpoints/last.pt``, written
   at the end of each epoch and every ``train.checkpoint_every`` steps (the steps since are redone, exactly); the job
-  holds the run folder's lock (``runlock``) while it trains, and a requeued one takes it over;
+  holds the run folder's lock (``runlock``) while it trains, and a requeued one takes it over; with
+  ``train.eval_mode=separate`` it submits each evaluation as a one-node job with its own resources;
 * ``EvalJob`` reuses ``evaluate``'s own resume: episodes already recorded in ``OUT`` (by any task) are skipped.
 
 Both use one task per GPU (``tasks_per_node = gpus_per_node``; one per node without GPUs) on every node; each task
@@ -138,13 +139,14 @@ class TrainJob:
     config: dict[str, Any]
     data_dir: str
     out_dir: str
+    slurm: SlurmOptions | None = None  # this job's resources: train.eval_mode=separate evaluations get them too
 
     def __call__(self) -> str:
         from .training import train
 
         export_distributed_env()
         cfg = config_from_dict(self.config)
-        return str(train(cfg, self.data_dir, self.out_dir, resume=True, show_progress=False))
+        return str(train(cfg, self.data_dir, self.out_dir, resume=True, show_progress=False, slurm=self.slurm))
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """submitit's preemption/timeout hook: requeue this very job; ``resume=True`` picks up ``last.pt``."""
@@ -204,8 +206,11 @@ def submit_train(
         raise FileExistsError(f"{last} already exists: pass --resume to continue it, or choose another --out")
     if not data_dir.exists():
         raise FileNotFoundError(f"dataset folder {data_dir} does not exist")
+    from .training.auto_eval import check_auto_eval
+
+    check_auto_eval(cfg, "world_model")  # a bad evaluation setting fails now, not once the job has waited its turn
     executor = make_executor(opts, out_dir / "slurm", tasks_per_node=max(1, opts.gpus_per_node), cluster=cluster)
-    return executor.submit(TrainJob(cfg.to_dict(), str(data_dir), str(out_dir)))
+    return executor.submit(TrainJob(cfg.to_dict(), str(data_dir), str(out_dir), opts))
 
 
 def submit_eval(

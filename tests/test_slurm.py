@@ -151,7 +151,7 @@ def test_submitting_without_slurm_is_a_clear_error(tmp_path, tiny_dataset, no_sr
 
 
 def test_submitted_objects_pickle(tmp_path):
-    train_job = TrainJob(load_config("wall", TINY).to_dict(), "/data/wall", "/runs/wall")
+    train_job = TrainJob(load_config("wall", TINY).to_dict(), "/data/wall", "/runs/wall", CPU)
     eval_job = EvalJob("/runs/wall/checkpoints/last.pt", "/runs/eval", 4, 1, ("plan.alpha=0.1",), "cuda")
     for job in (train_job, eval_job):
         clone = pickle.loads(pickle.dumps(job))

@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than numbers: agent-vs-goal videos and planning-cost plots."""
+"""Pictures people would rather look at than numbers: agent-vs-goal videos, planning-cost plots, decoded rollouts
+side by side and their per-step errors."""
 
 from __future__ import annotations
 
@@ -13,21 +14,29 @@ def _upscale(frame: np.ndarray, min_size: int = 192) -> np.ndarray:
     return frame.repeat(factor, 0).repeat(factor, 1)
 
 
+def tile_row(frames: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Frames of one size left to right with white gaps, upscaled (nearest) so small renders stay visible."""
+    tiles = [_upscale(f) for f in frames]
+    sep = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
+    row = [tiles[0]]
+    for tile in tiles[1:]:
+        row += [sep, tile]
+    return np.concatenate(row, axis=1)
+
+
 def side_by_side(frame: np.ndarray, goal: np.ndarray, gap: int = 4) -> np.ndarray:
     """Agent frame | white gap | goal frame, upscaled (nearest) so small renders stay visible."""
-    a, g = _upscale(frame), _upscale(goal)
-    sep = np.full((a.shape[0], gap, 3), 255, np.uint8)
-    return np.concatenate([a, sep, g], axis=1)
+    return tile_row([frame, goal], gap)
 
 
-def write_video(path: str | Path, frames: Sequence[np.ndarray], goal: np.ndarray, fps: int = 8) -> Path:
-    """Write the episode as GIF or MP4 (by suffix): each frame shows the agent (left) next to the goal (right).
-    The last frame is held for a second so the outcome can be read."""
+def write_frames(path: str | Path, images: Sequence[np.ndarray], fps: int = 8) -> Path:
+    """Write uint8 images (H, W, 3) as GIF or MP4 (by suffix); the last one is held for a second so the outcome
+    can be read."""
     import imageio.v2 as imageio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = [side_by_side(f, goal) for f in frames] + [side_by_side(frames[-1], goal)] * fps
+    images = list(images) + [images[-1]] * fps
     if path.suffix == ".mp4":
         try:
             imageio.mimwrite(path, images, fps=fps, macro_block_size=1)
@@ -35,6 +44,32 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], goal: np.ndarray
             raise RuntimeError(f"writing {path} needs ffmpeg: pip install 'jepa-wms[video]' ({exc})") from exc
     else:
         imageio.mimwrite(path, images, duration=1000 / fps, loop=0)
+    return path
+
+
+def write_video(path: str | Path, frames: Sequence[np.ndarray], goal: np.ndarray, fps: int = 8) -> Path:
+    """Write the episode as GIF or MP4 (by suffix): each frame shows the agent (left) next to the goal (right)."""
+    return write_frames(path, [side_by_side(f, goal) for f in frames], fps)
+
+
+def plot_step_errors(path: str | Path, series: dict[str, Sequence[float]], ylabel: str, title: str) -> Path:
+    """One line per named series of per-rollout-step errors (step 1 = the first prediction)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for name, values in series.items():
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=name)
+    ax.set_xlabel("rollout step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
     return path
 
 

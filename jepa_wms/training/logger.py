@@ -1,8 +1,9 @@
 """Training logs: an always-on CSV and TensorBoard when the ``tensorboard`` package is installed.
 
 Rows are appended one at a time. A resumed run first drops what was logged after its checkpoint (the steps it redoes)
-by writing a new file and renaming it over the old one, so a kill at any moment leaves the old or the new log, never a
-half-written one; TensorBoard is told to drop those steps too (``purge_step``).
+by writing a new file (with the columns an older file lacks) and renaming it over the old one, so a kill at any moment
+leaves the old or the new log, never a half-written one; TensorBoard is told to drop those steps too (``purge_step``).
+Planning evaluations during training (``auto_eval.py``) log ``split="eval"`` rows at their epoch's last step.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ LOG_COLUMNS = [
     "grad_norm",
     "samples_per_s",
     "loss_recon",
+    # split "eval" rows: the planning evaluation of the epoch's checkpoint (train.eval_every)
+    "success_rate",
+    "mean_final_distance",
 ]
 
 
@@ -69,9 +73,17 @@ class RunLogger:
         if not self.enabled:
             return
         rows = self._rows() or [self.columns]
-        kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and int(r[0]) <= step]
-        atomic_write_bytes(self.csv_path, _csv_text(kept))
+        # The rewrite also adds the columns an older version's file lacks, empty in its rows.
+        self.columns = rows[0] + [c for c in LOG_COLUMNS if c not in rows[0]]
+        pad = [""] * (len(self.columns) - len(rows[0]))
+        kept = [r + pad for r in rows[1:] if len(r) == len(rows[0]) and int(r[0]) <= step]
+        atomic_write_bytes(self.csv_path, _csv_text([self.columns, *kept]))
         self._purge_step = step + 1
+
+    def logged_epochs(self, split: str) -> set[int]:
+        """The epochs of the complete rows of ``split`` in the file (rank 0's logger; empty when disabled)."""
+        rows = (self._rows() or [[]]) if self.enabled else [[]]
+        return {int(r[1]) for r in rows[1:] if len(r) == len(rows[0]) and r[2] == split}
 
     def log(self, step: int, epoch: int, split: str, values: dict[str, float]) -> None:
         if not self.enabled:

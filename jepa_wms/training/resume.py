@@ -34,6 +34,9 @@ RESUME_MAY_CHANGE = (
     "train.log_every",
     "train.keep_epoch_checkpoints",
     "train.checkpoint_every",
+    "train.eval_every",  # evaluations during training do not change the weights
+    "train.eval_mode",
+    "train.eval_episodes",
     "data.preload",  # how the same windows are read
     "data.latents",
     # The schedule is recomputed every step: new values apply from the resumed step on.

@@ -2,9 +2,10 @@
 
 set-up → data → the run folder's lock → model → optimizer → resume → loop over epochs (lr → seed dropout → forward
 under autocast → NaN check → backward → all-reduce (DDP) → clip → step → log → checkpoint every
-``train.checkpoint_every`` steps) → validation → atomic checkpoint. All randomness comes from generators seeded by
-(seed, epoch) or (seed, step) (``resume.py``), so a run resumed from any checkpoint produces the same weights as an
-uninterrupted one. Launch with ``torchrun --nproc-per-node N`` to train data-parallel.
+``train.checkpoint_every`` steps) → validation → atomic checkpoint → a planning evaluation every ``train.eval_every``
+epochs (``auto_eval.py``). All randomness comes from generators seeded by (seed, epoch) or (seed, step)
+(``resume.py``), so a run resumed from any checkpoint produces the same weights as an uninterrupted one. Launch with
+``torchrun --nproc-per-node N`` to train data-parallel.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,11 +30,15 @@ from ..datasets import TrajectoryStore, WindowDataset, split_episodes
 from ..runlock import folder_lock
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
+from .auto_eval import AutoEval, check_auto_eval, epoch_checkpoint, group_timeout
 from .encode import resolve_latents
 from .logger import RunLogger
 from .losses import world_model_loss
 from .optim import build_optimizer, lr_at
 from .resume import checkpoint_payload, resume_from
+
+if TYPE_CHECKING:
+    from ..slurm import SlurmOptions
 
 # Not `logger`: that name is the run's CSV/TensorBoard logger below.
 _log = logging.getLogger(__name__)
@@ -138,15 +144,18 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     objective: Objective = WORLD_MODEL,
+    slurm: SlurmOptions | None = None,
 ) -> Path:
     """Train a world model (or another ``objective``) on the dataset in ``data_dir``; checkpoints go to
-    ``out_dir/checkpoints/last.pt``."""
+    ``out_dir/checkpoints/last.pt``. ``slurm``: the resources of the SLURM job this runs in, which
+    ``train.eval_mode=separate`` evaluations are submitted with."""
+    check_auto_eval(cfg, objective.name)  # before hours of training
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     device = resolve_device(cfg.train.device)
     dtype = resolve_dtype(cfg.train.precision, device, training=True)
 
-    with distributed(device) as (rank, world), contextlib.ExitStack() as held:
+    with distributed(device, group_timeout(cfg)) as (rank, world), contextlib.ExitStack() as held:
         # ----- data -----
         preload = {"auto": "auto", "true": True, "false": False}[cfg.data.preload]
         # Pixels go to RAM only once it is known that no latent cache replaces them (see below).
@@ -204,6 +213,8 @@ def train(
                 + (resuming if step else "")
             )
             _log.info(f"[train] {latents_note}")
+        auto_eval = AutoEval(cfg, out_dir, steps_per_epoch, device, logger, slurm)
+        auto_eval.start(epoch)
 
         # ----- loop -----
         model.train()
@@ -261,14 +272,16 @@ def train(
                 val_stats = _validate(model, val_set, cfg, device, dtype, objective)
                 logger.log(step, epoch, "val", val_stats)
                 payload = checkpoint_payload(model, opt, cfg, store, objective.name, epoch, step, 0)
-                if cfg.train.keep_epoch_checkpoints:
+                if cfg.train.keep_epoch_checkpoints or auto_eval.due(epoch):
                     # Before last.pt: a kill between the two redoes the epoch, which writes this file again.
-                    save_checkpoint(ckpt_path.with_name(f"epoch_{epoch:03d}.pt"), payload)
+                    save_checkpoint(epoch_checkpoint(out_dir, epoch), payload)
                 save_checkpoint(ckpt_path, payload)
                 _log.info(
                     f"[train] epoch {epoch}/{cfg.train.epochs} step {step} "
                     + " ".join(f"val_{k}={v:.4f}" for k, v in val_stats.items() if k.startswith("loss"))
                 )
+            auto_eval.epoch_end(epoch)
+        auto_eval.finish()
     return ckpt_path
 
 

@@ -112,3 +112,17 @@ def test_tensorboard_drops_the_steps_a_resume_redoes(tmp_path):
                 shown = [(s, v) for s, v in shown if s < event.step]
             shown += [(event.step, v.tensor.float_val[0]) for v in event.summary.value if v.tag == "train/loss"]
     assert shown == [(1, 1.0), (2, 20.0), (3, 30.0)]
+
+
+def test_a_resume_adds_the_columns_an_older_log_lacks(tmp_path):
+    old = LOG_COLUMNS[:-2]  # written before the eval columns existed
+    with open(tmp_path / "log.csv", "w", newline="") as f:
+        csv.writer(f).writerows([old, ["3", "0", "train", *[""] * (len(old) - 3)]])
+    log = RunLogger(tmp_path, enabled=True)
+    log.truncate_after(3)
+    log.log(3, 1, "eval", {"success_rate": 0.5})
+    log.close()
+    rows = _rows(tmp_path / "log.csv")
+    assert rows[0] == LOG_COLUMNS and all(len(r) == len(LOG_COLUMNS) for r in rows)
+    assert rows[2][rows[0].index("success_rate")] == "0.5"
+    assert log.logged_epochs("eval") == {1}

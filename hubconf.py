@@ -1,4 +1,4 @@
-"""torch.hub entry points: ``torch.hub.load("path/to/jepa-wms", "jepa_wm_pusht", source="local")`` → (model, pre).
+"""torch.hub entry points: ``torch.hub.load(DIR, "jepa_wm_pusht", source="local")`` → ``(model, preprocessor)``.
 
 Every function takes ``checkpoint=`` / ``encoder_checkpoint=`` (local files or URLs instead of the release's),
 ``stats=`` / ``dataset=`` (normalisation where the release has none), ``num_heads=`` (the attention head count, which

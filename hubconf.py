@@ -1,8 +1,9 @@
 """torch.hub entry points: ``torch.hub.load(DIR, "jepa_wm_pusht", source="local")`` → ``(model, preprocessor)``.
 
-Every function takes ``checkpoint=`` / ``encoder_checkpoint=`` (local files or URLs instead of the release's),
-``stats=`` / ``dataset=`` (normalisation where the release has none), ``num_heads=`` (the attention head count, which
-no tensor records; default: the release's) and ``device=``; see ``jepa_wms.hub.load``.
+DIR is this repository's folder. Every function takes ``checkpoint=`` / ``encoder_checkpoint=`` (local files or
+URLs instead of the release's), ``stats=`` / ``dataset=`` (normalisation where the release has none), ``num_heads=``
+(the attention head count, which no tensor records; default: the release's) and ``device=``; see
+``jepa_wms.hub.load``.
 """
 
 dependencies = ["torch", "yaml"]

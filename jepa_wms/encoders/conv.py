@@ -17,6 +17,11 @@ def num_groups(channels: int) -> int:
     return next(g for g in (8, 4, 2, 1) if channels % g == 0)
 
 
+def conv_block(in_ch: int, out_ch: int, stride: int) -> list[nn.Module]:
+    """3×3 conv (padding 1) + GroupNorm + GELU, as a flat list so stage parameters keep their Sequential names."""
+    return [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), nn.GroupNorm(num_groups(out_ch), out_ch), nn.GELU()]
+
+
 class ConvEncoder(Encoder):
     """``(B, 3, img, img) -> (B, grid², embed_dim)``: stride-2 3×3 conv + GroupNorm + GELU per entry of
     ``channels`` (each halves the side), then a 1×1 conv to ``embed_dim``.
@@ -53,16 +58,11 @@ class ConvEncoder(Encoder):
         stages: list[nn.Module] = []
         in_ch = 3
         for i, out_ch in enumerate(channels):
-            conv = (
-                nn.Conv2d(in_ch, out_ch, kernel_size=stem_patch, stride=stem_patch)
-                if i == 0 and stem_patch > 0
-                else nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1)
-            )
-            stages += [
-                conv,
-                nn.GroupNorm(num_groups(out_ch), out_ch),
-                nn.GELU(),
-            ]
+            if i == 0 and stem_patch > 0:
+                conv = nn.Conv2d(in_ch, out_ch, kernel_size=stem_patch, stride=stem_patch)
+                stages += [conv, nn.GroupNorm(num_groups(out_ch), out_ch), nn.GELU()]
+            else:
+                stages += conv_block(in_ch, out_ch, stride=2)
             in_ch = out_ch
         self.stages = nn.Sequential(*stages)
         self.head = nn.Conv2d(in_ch, embed_dim, kernel_size=1)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from jepa_wms.encoders.base import Encoder
-from jepa_wms.encoders.conv import num_groups
+from jepa_wms.encoders.conv import conv_block, num_groups
 
 __all__ = ["KeypointDecoder", "KeypointEncoder", "render_keypoints"]
 
@@ -29,10 +29,6 @@ __all__ = ["KeypointDecoder", "KeypointEncoder", "render_keypoints"]
 def _coords(side: int, device: torch.device) -> torch.Tensor:
     """Pixel-centre coordinates of a ``side``-long axis in [-1, 1] (align_corners=False convention)."""
     return (torch.arange(side, device=device, dtype=torch.float32) + 0.5) * (2.0 / side) - 1.0
-
-
-def _conv_block(in_ch: int, out_ch: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), nn.GroupNorm(num_groups(out_ch), out_ch), nn.GELU()]
 
 
 class KeypointEncoder(Encoder):
@@ -65,7 +61,7 @@ class KeypointEncoder(Encoder):
         layers: list[nn.Module] = []
         in_ch = 3
         for i, out_ch in enumerate(channels):
-            layers += _conv_block(in_ch, out_ch, stride=2 if i == 0 else 1)
+            layers += conv_block(in_ch, out_ch, stride=2 if i == 0 else 1)
             in_ch = out_ch
         self.stages = nn.Sequential(*layers)
         self.head = nn.Conv2d(in_ch, self.num_keypoints, kernel_size=1)
@@ -117,7 +113,7 @@ class KeypointDecoder(nn.Module):
         self.embed_dim, self.img_size, self.sigma = embed_dim, img_size, sigma
         widths = [channels[min(k, len(channels) - 1)] for k in range(3)]
         self.body = nn.Sequential(
-            *_conv_block(embed_dim // 2 + 2, widths[0], stride=1), *_conv_block(widths[0], widths[0], stride=1)
+            *conv_block(embed_dim // 2 + 2, widths[0], stride=1), *conv_block(widths[0], widths[0], stride=1)
         )
         up: list[nn.Module] = []
         for in_ch, out_ch in zip(widths[:2], widths[1:], strict=True):

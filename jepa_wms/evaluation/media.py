@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,37 +53,41 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], goal: np.ndarray
     return write_frames(path, [side_by_side(f, goal) for f in frames], fps)
 
 
-def plot_step_errors(path: str | Path, series: dict[str, Sequence[float]], ylabel: str, title: str) -> Path:
-    """One line per named series of per-rollout-step errors (step 1 = the first prediction)."""
+def _figure(size: tuple[float, float]) -> tuple[Any, Any]:
+    """A headless matplotlib figure and its axes (imported here: only plotting needs matplotlib)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    return plt.subplots(figsize=size, dpi=110)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_step_errors(path: str | Path, series: dict[str, Sequence[float]], ylabel: str, title: str) -> Path:
+    """One line per named series of per-rollout-step errors (step 1 = the first prediction)."""
+    fig, ax = _figure((6, 4))
     for name, values in series.items():
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=name)
     ax.set_xlabel("rollout step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_cost_history(path: str | Path, histories: np.ndarray, title: str = "") -> Path:
     """Planning cost of the planner's mean over iterations (first plan of each episode): median, quartiles and a
     few individual episodes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    fig, ax = _figure((6, 4))
     iters = np.arange(1, histories.shape[1] + 1)
     for h in histories[:8]:
         ax.plot(iters, h, color="0.75", lw=0.8)
@@ -94,10 +99,7 @@ def plot_cost_history(path: str | Path, histories: np.ndarray, title: str = "") 
     ax.set_ylabel("latent cost of the plan")
     ax.set_title(title or "planning cost over iterations")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_trajectories(
@@ -105,13 +107,7 @@ def plot_trajectories(
 ) -> Path:
     """2-D state paths (first two state dims) of a few episodes over an optional rendering of the scene that spans
     [0, extent]² in state units: start ○, goal ★, green = success, red = failure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    fig, ax = _figure((5, 5))
     for ep in episodes:
         xy = np.asarray(ep["states"])[:, :2]
         color = "tab:green" if ep["success"] else "tab:red"
@@ -123,7 +119,4 @@ def plot_trajectories(
         ax.imshow(background, extent=(0, extent, extent, 0), alpha=0.35, zorder=0)
     ax.set_aspect("equal")
     ax.set_title("episode paths (○ start, ★ goal)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

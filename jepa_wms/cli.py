@@ -1,4 +1,4 @@
-"""``jepa-wms collect|convert|encode|pretrain|train|eval|hub|demo|train-head|decode``: a thin command line over the
+"""``jepa-wms collect|convert|encode|pretrain|train|eval|grid|hub|demo|train-head|decode``: a thin command line over the
 Python API."""
 
 from __future__ import annotations
@@ -86,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", metavar="key=value", help="plan.*/eval.* overrides, e.g. plan.alpha=0.1")
     _add_slurm_flags(e)
 
+    gr = sub.add_parser("grid", help="evaluate a grid of planning settings, one evaluation per cell, into one table")
+    gr.add_argument("--checkpoint", default=None, help="the checkpoint every cell plans with")
+    gr.add_argument("--run", default=None, help="a training run: its last.pt, or the epochs the grid's 'epochs' names")
+    gr.add_argument("--grid", required=True, help="YAML: axes (config key: [values]), optional fixed: and epochs:")
+    gr.add_argument("--out", required=True, help="cells/<slug>/ (each an eval folder), results.csv, success.png")
+    gr.add_argument("--workers", type=int, default=1, help="cells evaluated at once, each in its own process")
+    gr.add_argument("--device", default="auto")
+    gr.add_argument("--format", default="csv", choices=("csv", "parquet"), help="parquet: results.parquet too")
+    gr.add_argument("--overwrite", action="store_true", help="discard the results of another grid in OUT")
+    gr.add_argument("--rows", default=None, metavar="AXIS", help="printed table: the axis down (default: the first)")
+    gr.add_argument("--cols", default=None, metavar="AXIS", help="printed table: the axis across (default: the second)")
+    _add_slurm_flags(gr)
+
     h = sub.add_parser("hub", help="convert a released JEPA-WMs model into a jepa-wms checkpoint (for eval)")
     h.add_argument("name", nargs="?", help="e.g. jepa_wm_pusht (see --list)")
     h.add_argument("--out", help="checkpoint file to write")
@@ -167,6 +180,7 @@ _FLAG_RANGES: dict[str, dict[str, Range]] = {
     "convert": {"img_size": RANGES["collect.img_size"], "max_episodes": Range(1)},
     "encode": {"batch_size": Range(1)},
     "eval": {"episodes": RANGES["eval.episodes"], "seed": RANGES["eval.seed"], "last_epochs": Range(1)},
+    "grid": {"workers": Range(1)},
     "hub": {"num_heads": Range(1)},
     "train-head": {"hidden": Range(1), "ssim_weight": Range(0.0)},
     "decode": {d: Range(1) for d in ("episodes", "context", "steps", "repeat", "fps")},
@@ -366,6 +380,32 @@ def _eval(args: argparse.Namespace) -> None:
         print(f"results: {args.out}/results.json")
 
 
+def _grid(args: argparse.Namespace) -> None:
+    from .evaluation import evaluate_grid, load_grid_spec, pivot_table
+    from .evaluation.grid_report import setting_axes
+    from .paths import checkpoint_path
+
+    spec = load_grid_spec(args.grid)
+    axes = [*spec.axes, *(["epoch"] if spec.epochs is not None else [])]
+    for flag, axis in (("--rows", args.rows), ("--cols", args.cols)):
+        if axis is not None and axis not in setting_axes(axes):
+            raise ValueError(f"{flag} {axis!r} is not a setting axis of the grid (axes: {', '.join(axes)})")
+    rows = evaluate_grid(
+        args.grid,
+        args.out,
+        checkpoint=None if args.checkpoint is None else checkpoint_path(args.checkpoint),
+        run=None if args.run is None else checkpoint_path(args.run),
+        workers=args.workers,
+        device=args.device,
+        overwrite=args.overwrite,
+        formats=("csv", args.format),
+        slurm=_slurm_options(args),
+    )
+    if rows:
+        print(pivot_table(rows, axes, args.rows, args.cols))
+        print(f"results: {args.out}/results.csv, plot: {args.out}/success.png")
+
+
 def _eval_checkpoint_list(args: argparse.Namespace) -> list[str] | None:
     """The checkpoints of ``--checkpoints`` or of ``--runs`` with ``--last-epochs``; None for one evaluation."""
     from .evaluation import last_epoch_checkpoints
@@ -408,6 +448,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "pretrain": _pretrain,
     "train": _train,
     "eval": _eval,
+    "grid": _grid,
     "hub": _hub,
     "demo": _demo,
     "train-head": _train_head,

@@ -36,7 +36,7 @@ Regularizer = Literal["vicreg", "sigreg", "none"]
 Schedule = Literal["cosine", "constant"]
 Precision = Literal["auto", "fp32", "bf16"]
 Preload = Literal["auto", "true", "false"]
-PlannerName = Literal["cem", "mppi", "gd", "adam", "nevergrad"]
+PlannerName = Literal["cem", "mppi", "gd", "adam", "nevergrad", "icem"]
 PlanCost = Literal["L1", "L2"]
 PlanModel = Literal["world_model", "simulator"]
 SimCost = Literal["state", "pixels"]
@@ -186,11 +186,15 @@ class TrainConfig:
 
 @dataclass
 class PlanConfig:
-    planner: PlannerName = "cem"  # "cem" | "mppi" | "gd" | "adam" | "nevergrad" (needs the [planning] extra)
+    planner: PlannerName = "cem"  # "cem" | "mppi" | "gd" | "adam" | "nevergrad" (needs the [planning] extra) | "icem"
     ng_optimizer: str = "NGOpt"  # planner=nevergrad: a nevergrad.optimizers.registry name
     temperature: float = 0.5  # planner=mppi: softmax temperature on normalised costs (the original's value)
     lr: float = 1.0  # planner=gd|adam: step size on the normalised actions (the original's value)
     action_noise: float = 0.003  # planner=gd|adam: Gaussian noise std added after every step
+    icem_beta: float = 2.0  # planner=icem: coloured-noise exponent over the horizon (0 = white noise, as CEM)
+    icem_decay: float = 1.25  # planner=icem: iteration i samples max(2·num_elites, num_samples·decay^-i)
+    icem_keep_elites: float = 0.3  # planner=icem: share of the elites carried to the next iteration and replan
+    icem_momentum: float = 0.1  # planner=icem: weight of the previous mean/std in each update
     num_samples: int = 300
     iterations: int = 30
     num_elites: int = 10
@@ -200,7 +204,13 @@ class PlanConfig:
     cost: PlanCost = "L2"  # "L2" | "L1" latent distance on the final predicted step
     alpha: float = 1.0  # weight of the proprio term in the cost
     action_clip: float = 2.0  # clip planned actions to ±this many data std (0 disables)
-    episode_chunk: int = 32  # episodes planned together in one batch
+    episode_chunk: int = 32  # episodes planned together in one batch (at most: memory_gb may lower it)
+    # frames kept in the predictor's key/value cache during planning rollouts (sliding-window attention, positions
+    # stay absolute): 0 = all of them; 2 bounds the cache like the original planner's 2-frame window
+    kv_window: int = 0
+    # planning memory budget in GB (1e9 bytes) that sizes the episodes planned together and, if one episode's
+    # candidates do not fit, candidate sub-batches (planning/memory.py); 0 = auto, 70 % of the free memory
+    memory_gb: float = 0.0
     precision: Precision = "auto"  # of the planning rollouts (auto: bf16 where the hardware has it)
     # "world_model": plan with the trained model; "simulator": the oracle, candidates rolled out in the true env
     model: PlanModel = "world_model"
@@ -216,6 +226,9 @@ class EvalConfig:
     video_format: VideoFormat = "gif"
     goal_source: GoalSource = "env"  # "env": the env's own sampler; "dset": held-out dataset segments (Push-T protocol)
     goal_dataset: str = ""  # dataset for goal_source=dset; default: the one the checkpoint was trained on
+    # env steps per episode (0 = the env's reference protocol: 30 on Wall/PointMaze/Push-T, 100 on Metaworld);
+    # success is judged at the end only. With plan.execute < plan.horizon: DINO-WM-style replanning
+    max_steps: int = 0
 
 
 @dataclass
@@ -344,7 +357,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def _check_relations(cfg: ExperimentConfig) -> None:
     """Bounds that depend on another key (a key's own range is in RANGES)."""
     plan, optim = cfg.plan, cfg.optim
-    if plan.planner == "cem" and plan.num_elites > plan.num_samples:
+    if plan.planner in ("cem", "icem") and plan.num_elites > plan.num_samples:
         raise ConfigError(
             f"config key 'plan.num_elites' is {plan.num_elites}; expected <= plan.num_samples ({plan.num_samples})"
         )

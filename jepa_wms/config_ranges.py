@@ -96,15 +96,22 @@ RANGES: dict[str, Range] = {
     "plan.num_samples": _COUNT,
     "plan.iterations": _COUNT,
     "plan.num_elites": Range(2),  # CEM refits a std on its elites: the unbiased estimate needs two
+    "plan.icem_beta": _NON_NEGATIVE,  # 0: white noise (CEM's); the paper used 2 to 4
+    "plan.icem_decay": Range(1),  # 1: no decay; below 1 the population would grow
+    "plan.icem_keep_elites": Range(0, 1),
+    "plan.icem_momentum": _FRACTION,  # 1 would never move the distribution
     "plan.init_std": _NON_NEGATIVE,  # 0: a deterministic first sample (Nevergrad needs > 0, its planner says so)
     "plan.horizon": _COUNT,
     "plan.execute": _COUNT,
     "plan.alpha": _NON_NEGATIVE,
     "plan.action_clip": _NON_NEGATIVE,
     "plan.episode_chunk": _COUNT,
+    "plan.kv_window": _NON_NEGATIVE,
+    "plan.memory_gb": _NON_NEGATIVE,
     "plan.sim_workers": _NON_NEGATIVE,
     # Every episode's record is kept for the summary: a bound keeps a typo from filling the memory.
     "eval.episodes": Range(1, 100_000),
     "eval.seed": _SEED,
     "eval.videos": _NON_NEGATIVE,
+    "eval.max_steps": Range(0, 100_000),  # 0: the env's protocol budget; a bound keeps a typo from running for days
 }

@@ -162,6 +162,7 @@ class WorldModel(nn.Module):
         actions: Tensor,
         context_actions: Tensor | None = None,
         stop_grad: bool = False,
+        kv_window: int = 0,
     ) -> LatentState:
         """Autoregressive prediction from ``context`` (B, C, ...) frames.
 
@@ -171,12 +172,14 @@ class WorldModel(nn.Module):
         ``stop_grad`` detaches what is fed back (truncated backprop: each step's gradient then reaches only its own
         predictor call). A predictor that does not predict proprio keeps the last context proprio as its input and
         the returned ``proprio`` is None. In the "embedding" space with a ``proprio_per_patch`` predictor the
-        proprio fed back and returned is per patch (B, H, N, E), as the original unrolled.
+        proprio fed back and returned is per patch (B, H, N, E), as the original unrolled. ``kv_window`` W >= 1 keeps
+        only the last W frames in the key/value cache (sliding-window attention, bounded memory; see
+        ``LatentPredictor.new_cache``); 0 keeps them all.
         """
         num_ctx = context.visual.shape[1]
         if num_ctx > 1 and (context_actions is None or context_actions.shape[1] != num_ctx - 1):
             raise ValueError(f"rollout: {num_ctx} context frames need context_actions of shape (B, {num_ctx - 1}, A)")
-        cache = self.predictor.new_cache(context.visual.shape[0])
+        cache = self.predictor.new_cache(context.visual.shape[0], kv_window)
         p_emb_ctx = self._embed_proprio(context.proprio)
         if num_ctx > 1:
             prefix = None if p_emb_ctx is None else p_emb_ctx[:, :-1]

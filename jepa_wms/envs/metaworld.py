@@ -215,9 +215,24 @@ class MetaworldEnv(PlanningEnvBase):
             self.set_state(saved)
         return start, goal
 
-    def data_policy(self) -> NoisyExpertPolicy:
-        """Data collection: the scripted expert with per-episode AR(1) Gaussian noise (see `NoisyExpertPolicy`)."""
-        return NoisyExpertPolicy(self.task)
+    def data_policies(self) -> dict[str, Any]:
+        """Factories of the data policies by name; the first, ``noisy_expert``, is the default.
+
+        ``noisy_expert``: the scripted expert with per-episode AR(1) Gaussian noise (`NoisyExpertPolicy`);
+        ``direct``: the same, with a third of the episodes heading straight for the goal instead
+        (``direct_fraction`` 1/3), so that obstacles such as reach-wall's wall are in the data.
+        """
+        return {
+            "noisy_expert": lambda: NoisyExpertPolicy(self.task),
+            "direct": lambda: NoisyExpertPolicy(self.task, direct_fraction=1 / 3),
+        }
+
+    def data_policy(self, name: str | None = None) -> NoisyExpertPolicy:
+        """The data-collection policy ``name`` (one of `data_policies`; None or "": the default)."""
+        policies = self.data_policies()
+        if name and name not in policies:
+            raise ValueError(f"unknown data policy {name!r} for {self.task}; expected one of: {', '.join(policies)}")
+        return policies[name or "noisy_expert"]()
 
     # -- success --------------------------------------------------------------------------------------------
     def distance(self, state: np.ndarray, goal: np.ndarray) -> float:

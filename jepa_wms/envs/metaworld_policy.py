@@ -16,7 +16,12 @@ import numpy as np
 from jepa_wms.envs.metaworld_tasks import OBS_DIM, canonical_task
 from jepa_wms.envs.mujoco_render import import_mujoco
 
-__all__ = ["NoisyExpertPolicy", "expert_action", "expert_policy", "import_simulator"]
+__all__ = ["NoisyExpertPolicy", "direct_action", "expert_action", "expert_policy", "import_simulator"]
+
+# Observation entries of the task's goal position (goal-observable envs) and the direct controller's gain: an action
+# of 1 moves the mocap hand about 1 cm per step, so the hand heads for the goal at full speed until ~10 cm away.
+GOAL_SLICE = slice(36, 39)
+DIRECT_GAIN = 10.0
 
 
 def import_simulator() -> tuple[Any, Any, Any]:
@@ -43,6 +48,16 @@ def expert_action(expert: Any, obs: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore")  # the experts' gains overshoot by design and warn on every step
         action = expert.get_action(np.asarray(obs, dtype=np.float64))
     return np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+
+
+def direct_action(obs: np.ndarray, gripper: float) -> np.ndarray:
+    """Move the hand in a straight line towards the task's goal position (``obs[36:39]``), whatever lies between.
+
+    On reach-wall this drives the hand into the wall, which the expert (it always lifts the hand over first) never
+    does: data from it shows a world model that the wall stops the hand."""
+    obs = np.asarray(obs, dtype=np.float64)
+    xyz = np.clip(DIRECT_GAIN * (obs[GOAL_SLICE] - obs[:3]), -1.0, 1.0)
+    return np.concatenate([xyz, [gripper]])
 
 
 class NoisyExpertPolicy:
@@ -72,6 +87,10 @@ class NoisyExpertPolicy:
     Independent noise mostly jitters around the expert path (even σ = 1 stays within 5 cm of it), so the
     default is correlated noise, ρ = 0.8, with σ ∈ {0.1, 0.3, 0.6, 1.0} equally likely: from near-expert
     episodes to ones that wander 10 cm off and rarely succeed, like replay buffers of a learning agent.
+
+    With ``direct_fraction`` > 0, that share of the episodes (drawn per episode) follows `direct_action`, a straight
+    line to the goal position, instead of the expert, with the same noise: the expert path avoids every obstacle,
+    so its data never shows one stopping the hand (the ``direct`` data policy, `MetaworldEnv.data_policies`).
     """
 
     name = "metaworld_noisy_expert"
@@ -82,29 +101,40 @@ class NoisyExpertPolicy:
         sigmas: tuple[float, ...] = (0.1, 0.3, 0.6, 1.0),
         weights: tuple[float, ...] = (0.25, 0.25, 0.25, 0.25),
         rho: float = 0.8,
+        direct_fraction: float = 0.0,
     ):
         w = np.asarray(weights, dtype=np.float64)
         if len(sigmas) != len(w) or not len(w) or np.any(w < 0) or not w.sum() > 0 or min(sigmas) < 0:
             raise ValueError(f"NoisyExpertPolicy: need sigmas >= 0 and matching weights >= 0, got {sigmas}, {weights}")
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"NoisyExpertPolicy: rho must be in [0, 1), got {rho}")
+        if not 0.0 <= direct_fraction <= 1.0:
+            raise ValueError(f"NoisyExpertPolicy: direct_fraction must be in [0, 1], got {direct_fraction}")
         self.task = canonical_task(task)
         self.sigmas = tuple(float(s) for s in sigmas)
         self.weights = tuple(float(x) for x in w / w.sum())
         self.rho = float(rho)
+        self.direct_fraction = float(direct_fraction)
         self._expert = expert_policy(self.task)
         self.sigma = self.sigmas[0]
+        self.direct = False
         self._noise = np.zeros(4)
 
     def reset(self, rng: np.random.Generator, state: np.ndarray) -> None:
         self.sigma = self.sigmas[int(rng.choice(len(self.sigmas), p=self.weights))]
         self._noise = rng.standard_normal(4) * self.sigma  # start from the stationary distribution
+        # Drawn only when asked for, so the default policy's episodes stay what they were.
+        self.direct = bool(self.direct_fraction > 0 and rng.random() < self.direct_fraction)
 
     def __call__(self, rng: np.random.Generator, state: np.ndarray) -> np.ndarray:
         eps = rng.standard_normal(4) * self.sigma
         self._noise = self.rho * self._noise + np.sqrt(1.0 - self.rho**2) * eps
-        action = expert_action(self._expert, np.asarray(state, dtype=np.float64)[:OBS_DIM])
+        obs = np.asarray(state, dtype=np.float64)[:OBS_DIM]
+        action = expert_action(self._expert, obs)
+        if self.direct:
+            action = direct_action(obs, action[3])
         return np.clip(action + self._noise, -1.0, 1.0)
 
     def params(self) -> dict[str, Any]:
-        return {"task": self.task, "sigmas": list(self.sigmas), "weights": list(self.weights), "rho": self.rho}
+        params = {"task": self.task, "sigmas": list(self.sigmas), "weights": list(self.weights), "rho": self.rho}
+        return params | ({"direct_fraction": self.direct_fraction} if self.direct_fraction else {})

@@ -33,6 +33,7 @@ from ..config import ExperimentConfig, check_range, config_from_dict, load_confi
 from ..config_ranges import RANGES
 from ..datasets import DatasetError
 from ..envs import env_spec, make_env
+from ..planning.memory import eval_batch_sizes
 from ..planning.registry import build_planner
 from ..runlock import folder_lock
 from ..runtime import EVAL_TIMEOUT, autocast, distributed, on_rank0, resolve_device, resolve_dtype, seeded_generator
@@ -49,6 +50,10 @@ _PLANNER_ONLY_KEYS = {
     "temperature": ("mppi",),
     "lr": ("gd", "adam"),
     "action_noise": ("gd", "adam"),
+    "icem_beta": ("icem",),
+    "icem_decay": ("icem",),
+    "icem_keep_elites": ("icem",),
+    "icem_momentum": ("icem",),
 }
 
 
@@ -66,17 +71,25 @@ def _eval_fingerprint(cfg: ExperimentConfig, identity: dict[str, Any], seed: int
             "plan": {
                 k: v
                 for k, v in cfg.plan.__dict__.items()
-                if k not in ("episode_chunk", "sim_workers")
+                if k not in ("episode_chunk", "sim_workers", "memory_gb")
+                and not (k == "kv_window" and v == 0)  # the default: folders from before the key still resume
                 and cfg.plan.planner in _PLANNER_ONLY_KEYS.get(k, (cfg.plan.planner,))
                 and (simulator or k not in _SIMULATOR_ONLY_KEYS)
             },
             "seed": seed,
             "goals": [cfg.eval.goal_source, cfg.eval.goal_dataset],
+            # Only a budget other than the protocol's enters, so that folders made before eval.max_steps resume.
+            **({"env_steps": steps} if (steps := episode_steps(cfg)) != env_spec(cfg.env).eval_steps else {}),
             **identity,
         },
         sort_keys=True,
     )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def episode_steps(cfg: ExperimentConfig) -> int:
+    """Env steps per episode: ``eval.max_steps``, else (0) the env's reference protocol budget."""
+    return cfg.eval.max_steps or env_spec(cfg.env).eval_steps
 
 
 def plan_episodes(
@@ -88,8 +101,10 @@ def plan_episodes(
     device,
     dtype,
     dataset_goals: DatasetGoals | None = None,
+    max_rows: int = 0,
 ) -> tuple[list, list[tuple[np.ndarray, np.ndarray]], list[dict], list[EpisodeTrace]]:
-    """Set up episodes ``indices`` (start and goal from (seed, k)) and drive them with the configured planner.
+    """Set up episodes ``indices`` (start and goal from (seed, k)) and drive them with the configured planner;
+    ``max_rows`` >= 1 rolls candidates out in sub-batches of that many rows (``planning.memory``).
     Returns the envs, the (start, goal) states, the goal observations and one trace per episode."""
     envs = [make_env(cfg.env, **env_kwargs) for _ in indices]
     first, goals, specs = [], [], []
@@ -108,11 +123,13 @@ def plan_episodes(
         [seeded_generator(seed, k, 7) for k in indices],
         horizon=cfg.plan.horizon,
         execute=cfg.plan.execute,
-        total_steps=env_spec(cfg.env).eval_steps,
+        total_steps=episode_steps(cfg),
         alpha=cfg.plan.alpha,
         cost_kind=cfg.plan.cost,
         autocast_ctx=lambda: autocast(device, dtype),
         device=device,
+        kv_window=cfg.plan.kv_window,
+        max_rows=max_rows,
     )
     return envs, specs, goals, traces
 
@@ -128,9 +145,12 @@ def _run_chunk(
     video_dir: Path | None,
     videos: int,
     dataset_goals: DatasetGoals | None,
+    max_rows: int = 0,
 ) -> list[dict]:
     t0 = time.perf_counter()
-    envs, specs, goals, traces = plan_episodes(model, cfg, env_kwargs, indices, seed, device, dtype, dataset_goals)
+    envs, specs, goals, traces = plan_episodes(
+        model, cfg, env_kwargs, indices, seed, device, dtype, dataset_goals, max_rows
+    )
     wall = (time.perf_counter() - t0) / len(indices)
     records = []
     for env, k, (start, goal), trace, g_obs in zip(envs, indices, specs, traces, goals, strict=True):
@@ -256,7 +276,8 @@ def run_evaluation(
         todo = [k for k in range(n) if k not in done]
         mine = todo[rank::world]  # round robin: after a resume, what is left is still shared evenly
         jsonl = records_file(out_dir, rank, world)
-        chunk = cfg.plan.episode_chunk
+        # At most plan.episode_chunk episodes, as many as the memory budget holds (logged).
+        chunk, max_rows = eval_batch_sizes(model, cfg.plan, dev, dtype)
         bar = tqdm(
             total=n - len(todo) + len(mine),
             initial=n - len(todo),
@@ -266,7 +287,17 @@ def run_evaluation(
         for i in range(0, len(mine), chunk):
             indices = mine[i : i + chunk]
             records = _run_chunk(
-                model, cfg, env_kwargs, indices, seed, dev, dtype, out_dir / "videos", cfg.eval.videos, dataset_goals
+                model,
+                cfg,
+                env_kwargs,
+                indices,
+                seed,
+                dev,
+                dtype,
+                out_dir / "videos",
+                cfg.eval.videos,
+                dataset_goals,
+                max_rows,
             )
             append_records(jsonl, records)
             done.update({r["episode"]: r for r in records})
@@ -305,6 +336,7 @@ def _finish(setup: EvalSetup, out_dir: Path, n: int, seed: int) -> dict[str, Any
         "seed": seed,
         "checkpoint": None if setup.checkpoint is None else str(setup.checkpoint),
         "env": cfg.env,
+        "env_steps": episode_steps(cfg),
         "plan": cfg.plan.__dict__,
     }
     atomic_write_bytes(out_dir / "results.json", json.dumps(summary, indent=2).encode())
@@ -346,4 +378,4 @@ def _write_csv(path: Path, records: Sequence[dict]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["evaluate", "plan_episodes", "run_evaluation", "summarize"]
+__all__ = ["episode_steps", "evaluate", "plan_episodes", "run_evaluation", "summarize"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..planning.base import Planner
+from ..planning.base import Planner, ReplanningPlanner
 from ..planning.dynamics import Dynamics, LatentDynamics
 from ..world_model import WorldModel
 
@@ -52,13 +52,19 @@ def run_mpc(
     cost_kind: str = "L2",
     autocast_ctx: Callable = contextlib.nullcontext,
     device: torch.device | str = "cpu",
+    kv_window: int = 0,
+    max_rows: int = 0,
 ) -> list[EpisodeTrace]:
     """Drive ``envs`` (one per episode, already reset to their start states) towards their goals for ``total_steps``
     env steps. ``goal_obs`` are the goal observations (pixels + proprio, and ``state``: the goal's exact env state).
     ``model`` is a `WorldModel` (wrapped in `LatentDynamics`) or any other `Dynamics`, such as the simulator oracle.
-    Returns one trace per episode."""
+    ``kv_window`` and ``max_rows`` bound a world model's rollout memory (`LatentDynamics`). Returns one trace per
+    episode."""
     device = torch.device(device)
-    dyn = LatentDynamics(model, device, autocast_ctx) if isinstance(model, WorldModel) else model
+    if isinstance(model, WorldModel):
+        dyn = LatentDynamics(model, device, autocast_ctx, kv_window=kv_window, max_rows=max_rows)
+    else:
+        dyn = model
     traces = [
         EpisodeTrace(frames=[o["pixels"]], states=[env.unwrapped.get_state()])
         for env, o in zip(envs, first_obs, strict=True)
@@ -66,6 +72,9 @@ def run_mpc(
     goal = dyn.observe(goal_obs)
     # Observations carry the exact env state too: state-based models and the simulator oracle read it.
     obs = [{**o, "state": env.unwrapped.get_state()} for env, o in zip(envs, first_obs, strict=True)]
+    # A planner that carries its search across replans (iCEM's kept elites) gets a fresh session for this batch.
+    session = planner.start_episodes() if isinstance(planner, ReplanningPlanner) else None
+    active = planner if session is None else session
     steps_left, warm = total_steps, None
     frameskip = dyn.frameskip
     while steps_left > 0:
@@ -73,7 +82,7 @@ def run_mpc(
         cost_fn = dyn.cost_fn(dyn.observe(obs), goal, alpha, cost_kind)
         if warm is not None and warm.shape[1] != plan_len:
             warm = warm[:, :plan_len]
-        result = planner.plan(cost_fn, len(envs), plan_len, dyn.action_dim, generators, init_mean=warm, device=device)
+        result = active.plan(cost_fn, len(envs), plan_len, dyn.action_dim, generators, init_mean=warm, device=device)
         k = min(execute, plan_len)
         raw = dyn.denormalize_actions(result.actions[:, :k]).flatten(1, 2).cpu().numpy()  # (B, k·f, A)
         for b, env in enumerate(envs):
@@ -85,6 +94,8 @@ def run_mpc(
                 traces[b].frames.append(o["pixels"])
                 traces[b].states.append(info["state"])
         steps_left -= k * frameskip
+        if session is not None:
+            session.shift(k)
         # Warm start: the unexecuted tail of this plan, padded with zeros (the normalised data mean).
         tail = result.actions[:, k:]
         warm = torch.cat([tail, torch.zeros_like(result.actions[:, : horizon - tail.shape[1]])], 1)

@@ -94,6 +94,23 @@ class KVCache:
         self.keys, self.values = buffers[0][:, :, : start + new], buffers[1][:, :, : start + new]
         return self.keys, self.values
 
+    def keep_last(self, num_tokens: int) -> None:
+        """Evict all but the last ``num_tokens`` tokens (a sliding key/value window).
+
+        The kept keys were rotated at their own absolute positions when appended, so eviction never shifts
+        them. The kept tensors are views of the current ones; the next append concatenates into fresh
+        tensors, so nothing larger than the window stays alive (and the in-place buffer is dropped).
+        """
+        if num_tokens < 0:
+            raise ValueError(f"KVCache.keep_last: num_tokens must be >= 0, got {num_tokens}")
+        self._reserve, self._buffers = 0, None
+        if self.keys is None or self.num_tokens <= num_tokens:
+            return
+        if num_tokens == 0:
+            self.keys = self.values = None
+        else:
+            self.keys, self.values = self.keys[:, :, -num_tokens:], self.values[:, :, -num_tokens:]
+
     def copy(self) -> KVCache:
         """A new cache sharing the current tensors; appending to either leaves the other unchanged."""
         return KVCache(self.batch_size, self.keys, self.values)

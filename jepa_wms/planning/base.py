@@ -85,6 +85,23 @@ class Planner(Protocol):
         ...
 
 
+@runtime_checkable
+class PlanSession(Planner, Protocol):
+    """A `Planner` for one batch of episodes that carries part of its search from one replan to the next."""
+
+    def shift(self, executed: int) -> None:
+        """``executed`` steps of the last plan were executed: move what is carried forward by as many steps."""
+        ...
+
+
+@runtime_checkable
+class ReplanningPlanner(Planner, Protocol):
+    """A `Planner` whose search can continue across MPC replans (iCEM's kept elites). `run_mpc` plans each episode
+    batch with a fresh ``start_episodes()`` session, so no batch sees another's search."""
+
+    def start_episodes(self) -> PlanSession: ...
+
+
 def check_counts(owner: str, **values: int) -> None:
     """Raise naming the first value that is not a positive whole number (a count of samples or steps)."""
     for name, value in values.items():

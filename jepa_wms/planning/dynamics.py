@@ -52,8 +52,21 @@ def latent_goal_cost_fn(
     alpha: float,
     kind: str,
     autocast_ctx: Callable,
+    kv_window: int = 0,
+    max_rows: int = 0,
 ) -> CostFn:
-    """Build ``(B, S, H, A) → (B, S)``: roll every candidate out from the (B, 1) context, score the last step."""
+    """Build ``(B, S, H, A) → (B, S)``: roll every candidate out from the (B, 1) context, score the last step.
+
+    ``kv_window`` is passed to ``WorldModel.rollout``. ``max_rows`` >= 1 rolls the B·S candidates out in
+    sub-batches of at most that many rows (``planning.memory`` sizes it from the memory budget) and concatenates
+    their last steps: rows are independent, so the costs equal the unsplit rollout's; 0 = one rollout.
+    """
+
+    def last_step(ctx: LatentState, rows: slice, candidates: Tensor) -> tuple[Tensor, Tensor | None]:
+        sub = LatentState(ctx.visual[rows], None if ctx.proprio is None else ctx.proprio[rows])
+        with autocast_ctx():
+            pred = model.rollout(sub, candidates[rows], kv_window=kv_window)
+        return pred.visual[:, -1].float(), None if pred.proprio is None else pred.proprio[:, -1].float()
 
     def cost(candidates: Tensor) -> Tensor:
         b, s = candidates.shape[:2]
@@ -61,11 +74,12 @@ def latent_goal_cost_fn(
         def rep(x: Tensor | None) -> Tensor | None:
             return None if x is None else x.repeat_interleave(s, dim=0)
 
-        ctx = LatentState(rep(context.visual), rep(context.proprio))
-        with autocast_ctx():
-            pred = model.rollout(ctx, candidates.flatten(0, 1))
-        last_vis = pred.visual[:, -1].float().unflatten(0, (b, s))
-        last_prop = None if pred.proprio is None else pred.proprio[:, -1].float().unflatten(0, (b, s))
+        # The repeated context is one frame per row, small next to a rollout's cache; sub-batches slice it.
+        ctx, flat, total = LatentState(rep(context.visual), rep(context.proprio)), candidates.flatten(0, 1), b * s
+        step = total if max_rows <= 0 else max_rows
+        parts = [last_step(ctx, slice(i, min(i + step, total)), flat) for i in range(0, total, step)]
+        last_vis = torch.cat([v for v, _ in parts]).unflatten(0, (b, s))
+        last_prop = None if parts[0][1] is None else torch.cat([p for _, p in parts]).unflatten(0, (b, s))
         use_prop = last_prop is not None and goal.proprio is not None and alpha > 0
         return goal_cost(
             last_vis,
@@ -82,8 +96,12 @@ def latent_goal_cost_fn(
 class LatentDynamics:
     """A `WorldModel` as `Dynamics`: observations are encoded, candidates scored in latent space."""
 
-    def __init__(self, model: WorldModel, device: torch.device, autocast_ctx: Callable) -> None:
+    def __init__(
+        self, model: WorldModel, device: torch.device, autocast_ctx: Callable, kv_window: int = 0, max_rows: int = 0
+    ) -> None:
         self.model, self.device, self.autocast_ctx = model.eval(), device, autocast_ctx
+        # Memory knobs of the rollouts (see `latent_goal_cost_fn`): a key/value window and a candidate sub-batch.
+        self.kv_window, self.max_rows = kv_window, max_rows
         self.frameskip, self.action_dim = model.frameskip, model.action_dim
 
     def denormalize_actions(self, actions: Tensor) -> Tensor:
@@ -93,7 +111,9 @@ class LatentDynamics:
         return _observe(self.model, obs, self.device)
 
     def cost_fn(self, current: LatentState, goal: LatentState, alpha: float, kind: str) -> CostFn:
-        return latent_goal_cost_fn(self.model, current, goal, alpha, kind, self.autocast_ctx)
+        return latent_goal_cost_fn(
+            self.model, current, goal, alpha, kind, self.autocast_ctx, self.kv_window, self.max_rows
+        )
 
 
 def _observe(model: WorldModel, obs: Sequence[dict], device: torch.device) -> LatentState:

@@ -15,6 +15,7 @@ from jepa_wms.config import PlanConfig, PlannerName
 from jepa_wms.planning.base import Planner
 from jepa_wms.planning.cem import CEMPlanner
 from jepa_wms.planning.gradient import GradientPlanner
+from jepa_wms.planning.icem import ICEMPlanner
 from jepa_wms.planning.mppi import MPPIPlanner
 from jepa_wms.planning.nevergrad import NevergradPlanner
 
@@ -32,6 +33,14 @@ _FACTORIES: dict[str, Callable[[PlanConfig, dict[str, Any]], Planner]] = {
         **shared, lr=plan.lr, optimizer="adam", action_noise=plan.action_noise
     ),
     "nevergrad": lambda plan, shared: NevergradPlanner(**shared, optimizer=plan.ng_optimizer),
+    "icem": lambda plan, shared: ICEMPlanner(
+        **shared,
+        num_elites=plan.num_elites,
+        beta=plan.icem_beta,
+        decay=plan.icem_decay,
+        keep_elites=plan.icem_keep_elites,
+        momentum=plan.icem_momentum,
+    ),
 }
 
 

@@ -160,7 +160,9 @@ class AdaLNPredictor(LatentPredictor):
         cache: PredictorCache | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         frames, tokens = z.shape[1:3]
-        past = 0 if cache is None else cache.num_frames
+        past = 0 if cache is None else cache.num_frames  # absolute index of the first new frame (RoPE time)
+        # Frames whose keys are stored (fewer than `past` once a windowed cache has evicted some).
+        kept, window = (0, 0) if cache is None else (cache.num_kept, cache.window)
         x = self.predictor_embed(z)
         if proprio is not None:
             x = torch.cat((x, self._proprio_channels(proprio).to(x.dtype)), dim=-1)
@@ -168,11 +170,11 @@ class AdaLNPredictor(LatentPredictor):
         pos = self.rope.grid_positions(frames, *self.grid_size, frame_offset=past, device=z.device)
         # A single new frame may attend to everything (all keys are earlier frames or its own): no mask lets
         # SDPA use its fastest kernel during rollouts.
-        mask = frame_causal_mask(frames, tokens, z.device, past_frames=past) if frames > 1 else None
+        mask = frame_causal_mask(frames, tokens, z.device, kept, window) if frames > 1 else None
         for i, block in enumerate(self.predictor_blocks):
             x = block(x, cond, pos, mask, None if cache is None else cache.layers[i])
         if cache is not None:
-            cache.num_frames += frames
+            cache.advance(frames)
         x = self.predictor_norm(x)
         z_pred = self.predictor_proj(x[..., : self.pred_dim])
         p_pred = None if proprio is None else self._proprio_output(x[..., self.pred_dim :], proprio.dim() == 4)

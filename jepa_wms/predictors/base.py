@@ -15,7 +15,9 @@ proprio channels are predicted separately, and the original fed those per-patch 
 Incremental prediction keeps one of two caches, chosen by ``context_window``:
 - ``0``: :class:`PredictorCache`, the keys/values of every frame seen so far. Each step costs one frame and is
   exact: ``extend`` over a whole window equals ``forward``. Positions keep growing (frame index = cache length),
-  which relative RoPE does not notice.
+  which relative RoPE does not notice. ``new_cache(batch, kv_window=W)`` keeps only the last W frames' keys and
+  values (sliding-window attention, for planning memory): positions stay absolute frame indices, and the result
+  equals ``forward`` with a frame-causal mask restricted to W frames (``frame_causal_mask(..., window=W)``).
 - ``W >= 1``: :class:`WindowCache`, the *inputs* of the last frames. Each step re-runs ``forward`` on the last W
   frames with positions restarting at 0, which is what the original planner did (``ctxt_window = 2``). Needed
   for absolute (learned) positions, and to reproduce released models whose legacy RoPE is not relative.
@@ -183,10 +185,18 @@ class LatentPredictor(nn.Module):
         self._check_frames(z, actions, proprio_emb, f"{type(self).__name__}.forward")
         return self._run(z, actions, proprio_emb, None)
 
-    def new_cache(self, batch: int) -> Cache:
-        """An empty cache for ``batch`` sequences: key/values (``context_window=0``) or a frame window."""
+    def new_cache(self, batch: int, kv_window: int = 0) -> Cache:
+        """An empty cache for ``batch`` sequences: key/values (``context_window=0``) or a frame window.
+
+        ``kv_window = W >= 1`` makes the key/value cache keep only the last W frames (each frame then attends to
+        at most W frames, itself included); a frame-window predictor (``context_window >= 1``) ignores it, as
+        it keeps only its last inputs anyway.
+        """
+        if kv_window < 0:
+            name = type(self).__name__
+            raise ValueError(f"{name}.new_cache: kv_window must be >= 0 (0 = unlimited), got {kv_window}")
         if self.context_window == 0:
-            return PredictorCache([KVCache(batch) for _ in range(self._cache_depth())])
+            return PredictorCache([KVCache(batch) for _ in range(self._cache_depth())], window=kv_window)
         return WindowCache(batch, self.context_window)
 
     def extend(
@@ -273,6 +283,7 @@ class LatentPredictor(nn.Module):
         a_ctx: torch.Tensor,
         p_ctx: torch.Tensor | None,
         actions: torch.Tensor,
+        kv_window: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Autoregressive prediction of H future frames, feeding predictions back (differentiable, for BPTT).
 
@@ -286,6 +297,7 @@ class LatentPredictor(nn.Module):
 
         A per-patch ``p_ctx (B, C, N, E)`` (``proprio_per_patch`` predictors) makes the proprio fed back and
         returned per patch, ``(B, H, N, E)``, as the original unrolled; per frame, the patch mean is fed back.
+        ``kv_window`` as in :meth:`new_cache`.
         """
         name = type(self).__name__
         if z_ctx.dim() != 4 or z_ctx.shape[1] < 1:
@@ -295,7 +307,7 @@ class LatentPredictor(nn.Module):
             raise ValueError(
                 f"{name}.rollout: a_ctx must be (B={batch}, C-1={context - 1}, A), got {tuple(a_ctx.shape)}"
             )
-        cache = self.new_cache(batch)
+        cache = self.new_cache(batch, kv_window)
         if context > 1:
             p_prefix = None if p_ctx is None else p_ctx[:, :-1]
             self.prefill(z_ctx[:, :-1], a_ctx, p_prefix, cache)

@@ -1,6 +1,7 @@
 """The two caches of incremental prediction (see ``predictors.base`` for when each is used).
 
-- :class:`PredictorCache`: per-block keys/values of every frame seen; exact incremental decoding.
+- :class:`PredictorCache`: per-block keys/values of every frame seen (or of the last ``window`` frames);
+  exact incremental decoding.
 - :class:`WindowCache`: the inputs of the last frames, re-run as a window at every step.
 """
 
@@ -16,44 +17,79 @@ __all__ = ["Cache", "PredictorCache", "WindowCache"]
 
 
 class PredictorCache:
-    """Per-block key/value caches of every frame processed so far (``num_frames`` of them).
+    """Per-block key/value caches of the frames processed so far (``num_frames`` of them).
+
+    ``window = W >= 1`` keeps only the keys/values of the last ``W - 1`` frames between calls, so a new frame
+    attends to W frames (itself included) and the cache never holds more than W frames' worth: sliding-window
+    attention. ``num_frames`` still counts every frame seen, since it is the absolute frame index (the RoPE
+    time position) of the next frame; evicting old frames never shifts the positions of the kept ones.
+    ``window = 0`` keeps everything.
 
     Derived caches (:meth:`copy`, :meth:`expand`, :meth:`repeat_interleave`) never write into the one they
     came from, so a planner can encode a context once and roll out many candidate batches from it.
     """
 
-    def __init__(self, layers: list[KVCache], num_frames: int = 0) -> None:
+    def __init__(
+        self, layers: list[KVCache], num_frames: int = 0, window: int = 0, num_kept: int | None = None
+    ) -> None:
         if not layers:
             raise ValueError("PredictorCache: needs one KVCache per block, got none")
         sizes = {c.batch_size for c in layers}
         if len(sizes) != 1:
             raise ValueError(f"PredictorCache: block caches disagree on batch size: {sorted(sizes)}")
+        if window < 0:
+            raise ValueError(f"PredictorCache: window must be >= 0 (0 = keep every frame), got {window}")
         self.layers = layers
         self.num_frames = num_frames
+        self.window = window
+        # Frames whose keys/values are stored: the last `num_kept` of the `num_frames` seen.
+        self.num_kept = num_frames if num_kept is None else num_kept
 
     def __repr__(self) -> str:
         depth = len(self.layers)
-        return f"PredictorCache(batch_size={self.batch_size}, num_frames={self.num_frames}, depth={depth})"
+        return (
+            f"PredictorCache(batch_size={self.batch_size}, num_frames={self.num_frames}, depth={depth}, "
+            f"window={self.window}, kept={self.num_kept})"
+        )
 
     @property
     def batch_size(self) -> int:
         return self.layers[0].batch_size
 
+    def _derive(self, layers: list[KVCache]) -> PredictorCache:
+        return PredictorCache(layers, self.num_frames, self.window, self.num_kept)
+
     def copy(self) -> PredictorCache:
-        return PredictorCache([c.copy() for c in self.layers], self.num_frames)
+        return self._derive([c.copy() for c in self.layers])
 
     def reserve(self, num_tokens: int) -> None:
-        """Room for ``num_tokens`` more tokens per block, filled in place while autograd is off."""
+        """Room for ``num_tokens`` more tokens per block, filled in place while autograd is off.
+
+        A windowed cache ignores it: it evicts after every call, and a growing buffer is what it avoids.
+        """
+        if self.window:
+            return
         for layer in self.layers:
             layer.reserve(num_tokens)
 
+    def advance(self, frames: int) -> None:
+        """Account for ``frames`` new frames whose keys/values the blocks just appended; evict beyond the window."""
+        self.num_frames += frames
+        self.num_kept += frames
+        if not self.window or self.num_kept < self.window:
+            return
+        tokens_per_frame = self.layers[0].num_tokens // self.num_kept
+        self.num_kept = self.window - 1
+        for layer in self.layers:
+            layer.keep_last(self.num_kept * tokens_per_frame)
+
     def expand(self, batch_size: int) -> PredictorCache:
         """Broadcast a batch-1 cache to ``batch_size`` rows without copying (one context, S candidates)."""
-        return PredictorCache([c.expand(batch_size) for c in self.layers], self.num_frames)
+        return self._derive([c.expand(batch_size) for c in self.layers])
 
     def repeat_interleave(self, repeats: int) -> PredictorCache:
         """Row b becomes rows ``[b·repeats, (b+1)·repeats)`` (B contexts, S candidates each: B·S rows)."""
-        return PredictorCache([c.repeat_interleave(repeats) for c in self.layers], self.num_frames)
+        return self._derive([c.repeat_interleave(repeats) for c in self.layers])
 
 
 class WindowCache:

@@ -145,7 +145,9 @@ class VJepa2ACPredictor(LatentPredictor):
         cache: PredictorCache | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, frames = z.shape[:2]
-        past = 0 if cache is None else cache.num_frames
+        past = 0 if cache is None else cache.num_frames  # absolute index of the first new frame (RoPE time)
+        # Frames whose keys are stored (fewer than `past` once a windowed cache has evicted some).
+        kept, window = (0, 0) if cache is None else (cache.num_kept, cache.window)
         patches = self.predictor_embed(z)
         tokens = [self.action_encoder(actions).unsqueeze(2)]
         if self.proprio_encoder is not None:
@@ -153,11 +155,11 @@ class VJepa2ACPredictor(LatentPredictor):
         x = torch.cat([t.to(patches.dtype) for t in tokens] + [patches], dim=2)  # (B, T, K+N, pred_dim)
         x = x.flatten(1, 2)
         pos = self._positions(frames, past, z.device)
-        mask = frame_causal_mask(frames, self.tokens_per_frame, z.device, past_frames=past) if frames > 1 else None
+        mask = frame_causal_mask(frames, self.tokens_per_frame, z.device, kept, window) if frames > 1 else None
         for i, block in enumerate(self.predictor_blocks):
             x = block(x, pos, mask, None if cache is None else cache.layers[i])
         if cache is not None:
-            cache.num_frames += frames
+            cache.advance(frames)
         x = self.predictor_norm(x).view(batch, frames, self.tokens_per_frame, self.pred_dim)
         z_pred = self.predictor_proj(x[:, :, self.cond_tokens :])
         if self.normalize_reps:

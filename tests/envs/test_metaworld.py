@@ -173,3 +173,33 @@ def test_collect_metaworld(tmp_path):
     assert ep["pixels"].shape == (11, 32, 32, 3) and ep["state"].shape == (11, 108)
     np.testing.assert_allclose(ep["proprio"], ep["state"][:, :4])
     assert not np.array_equal(ep["state"], store.episode(1)["state"])
+
+
+def test_direct_policy_heads_for_the_goal_and_keeps_the_default(reach):
+    from jepa_wms.envs.metaworld_policy import direct_action
+
+    env, start, _ = reach
+    obs = np.asarray(start[:39], dtype=np.float64)
+    toward = direct_action(obs, gripper=0.3)
+    offset = obs[36:39] - obs[:3]
+    # full speed along the straight line to the goal; the gripper is the expert's
+    np.testing.assert_allclose(toward[:3], np.clip(10.0 * offset, -1, 1))
+    assert toward[3] == 0.3 and np.dot(toward[:3], offset) > 0
+    assert env.data_policy("").params() == env.data_policy("noisy_expert").params()
+    assert "direct_fraction" not in env.data_policy().params()
+    mixed = env.data_policy("direct")
+    assert mixed.params()["direct_fraction"] == pytest.approx(1 / 3)
+    # the share of direct episodes follows direct_fraction; the default policy draws exactly as before
+    picks = []
+    for seed in range(60):
+        mixed.reset(np.random.default_rng(seed), start)
+        picks.append(mixed.direct)
+    assert 0.15 < np.mean(picks) < 0.55
+    default = env.data_policy()
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    default.reset(rng_a, start)
+    rng_b.choice(len(default.sigmas), p=default.weights)
+    rng_b.standard_normal(4)
+    assert rng_a.random() == rng_b.random() and not default.direct
+    with pytest.raises(ValueError, match="expected one of: noisy_expert, direct"):
+        env.data_policy("expret")

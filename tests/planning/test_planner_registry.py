@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from jepa_wms.config import load_config
-from jepa_wms.planning import CEMPlanner, GradientPlanner, MPPIPlanner, NevergradPlanner
+from jepa_wms.planning import CEMPlanner, GradientPlanner, ICEMPlanner, MPPIPlanner, NevergradPlanner
 from jepa_wms.planning.registry import PLANNERS, build_planner
 
 
@@ -48,6 +48,7 @@ CLASSES = {
     "gd": GradientPlanner,
     "adam": GradientPlanner,
     "nevergrad": NevergradPlanner,
+    "icem": ICEMPlanner,
 }
 
 
@@ -63,6 +64,7 @@ SETTINGS = {
     "CEMPlanner": lambda: CEMPlanner(num_samples=8, num_elites=2, action_low=[-1.0, -0.5], action_high=1.0),
     "MPPIPlanner": lambda: MPPIPlanner(action_low=-2.0, action_high=2.0),
     "GradientPlanner": lambda: GradientPlanner(optimizer="adam"),
+    "ICEMPlanner": lambda: ICEMPlanner(beta=1.0, action_low=-1.0, action_high=1.0),
     "NevergradPlanner": lambda: NevergradPlanner(optimizer="CMA", action_low=-1.0, action_high=1.0),
 }
 

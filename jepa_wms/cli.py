@@ -46,6 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--task", default=None, help="task to keep from a multi-task file (Metaworld parquet)")
     v.add_argument("--overwrite", action="store_true")
     v.add_argument("--list", action="store_true", help="list the known layouts and exit")
+    v.add_argument(
+        "-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="layout option, repeatable, e.g. -o camera=right_mp4_path (robot layouts: camera, state, action, fps)",
+    )  # fmt: skip
+
+    di = sub.add_parser("droid-index", help="scan DROID episode folders; write droid_index.json (usable, skipped+why)")
+    di.add_argument("root", help="folder of DROID episode folders")
+    di.add_argument("--camera", default="left_mp4_path", help="metadata key naming the MP4")
+    di.add_argument("--workers", type=int, default=8)
+    di.add_argument("--out", default=None, help="index file (default ROOT/droid_index.json)")
 
     n = sub.add_parser("encode", help="pre-encode a dataset with a frozen encoder; training then reads the latents")
     n.add_argument("--data", required=True, help="dataset folder (under $DATASET_ROOT if set and relative)")
@@ -79,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--env", default=None, help="without --checkpoint: the env whose simulator plans (e.g. pusht)")
     e.add_argument("--config", default=None, help="without --checkpoint: config (default: the env's quick demo one)")
     e.add_argument("--data", default=None, help="dataset for action stats and dset goals (default: collect one)")
+    e.add_argument("--head", default=None, help="image head: videos show the imagined plan too (eval.head=HEAD)")
     e.add_argument("--episodes", type=int, default=None)
     e.add_argument("--seed", type=int, default=None)
     e.add_argument("--out", required=True)
@@ -126,7 +137,9 @@ def _parser() -> argparse.ArgumentParser:
     dc = sub.add_parser("decode", help="decode imagined rollouts (or action programs) next to the real frames")
     dc.add_argument("--checkpoint", required=True, help="world model checkpoint")
     dc.add_argument("--head", required=True, nargs="+", help="head checkpoints (an image head, a state head, or both)")
-    dc.add_argument("--data", required=True, help="dataset whose episodes give the context and recorded actions")
+    dc.add_argument("--data", default=None, help="dataset whose episodes give the context and recorded actions")
+    dc.add_argument("--env", default=None, help="instead of --data: fresh episodes of the env's data policy")
+    dc.add_argument("--seed", type=int, default=0, help="with --env: episode i's start and actions depend on (seed, i)")
     dc.add_argument("--out", required=True, help="output folder")
     dc.add_argument("--episodes", type=int, default=4)
     dc.add_argument("--context", type=int, default=1, help="context frames before the imagined ones")
@@ -183,7 +196,7 @@ _FLAG_RANGES: dict[str, dict[str, Range]] = {
     "grid": {"workers": Range(1)},
     "hub": {"num_heads": Range(1)},
     "train-head": {"hidden": Range(1), "ssim_weight": Range(0.0)},
-    "decode": {d: Range(1) for d in ("episodes", "context", "steps", "repeat", "fps")},
+    "decode": {**{d: Range(1) for d in ("episodes", "context", "steps", "repeat", "fps")}, "seed": RANGES["eval.seed"]},
 }
 
 
@@ -235,9 +248,26 @@ def _convert(args: argparse.Namespace) -> None:
         layout=args.layout,
         img_size=args.img_size,
         max_episodes=args.max_episodes,
-        options={"task": args.task} if args.task else None,
+        options=_layout_options(args),
         overwrite=args.overwrite,
     )
+    print(f"wrote {path}")
+
+
+def _layout_options(args: argparse.Namespace) -> dict[str, str] | None:
+    options = {"task": args.task} if args.task else {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options or None
+
+
+def _droid_index(args: argparse.Namespace) -> None:
+    from .datasets.formats.droid_raw import build_index
+
+    path = build_index(args.root, camera=args.camera, workers=args.workers, out=args.out)
     print(f"wrote {path}")
 
 
@@ -320,11 +350,11 @@ def _train_head(args: argparse.Namespace) -> None:
 
 
 def _decode(args: argparse.Namespace) -> None:
-    from .heads import decode_rollouts, unroll_decode
+    from .heads import decode_rollouts, trajectory_source, unroll_decode
     from .paths import checkpoint_path, dataset_path
 
-    checkpoint, data = checkpoint_path(args.checkpoint), dataset_path(args.data)
-    heads = [checkpoint_path(h) for h in args.head]
+    data = trajectory_source(None if args.data is None else dataset_path(args.data), args.env, args.seed)
+    checkpoint, heads = checkpoint_path(args.checkpoint), [checkpoint_path(h) for h in args.head]
     media = {"fps": args.fps, "video_format": args.video_format, "context": args.context}
     if args.programs is not None:
         if len(heads) != 1:
@@ -345,6 +375,9 @@ def _eval(args: argparse.Namespace) -> None:
     from .runtime import dist_info
 
     checkpoint = None if args.checkpoint is None else checkpoint_path(args.checkpoint)
+    if args.head is not None:
+        # As the config key, so that SLURM jobs and several checkpoints carry it like any other override.
+        args.overrides = [*args.overrides, f"eval.head={checkpoint_path(args.head)}"]
     several = _eval_checkpoint_list(args)
     slurm = _slurm_options(args)
     if slurm is not None:
@@ -444,6 +477,7 @@ def _results_table(env: str, results: dict[str, Any], timings: dict[str, float] 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "collect": _collect,
     "convert": _convert,
+    "droid-index": _droid_index,
     "encode": _encode,
     "pretrain": _pretrain,
     "train": _train,

@@ -211,6 +211,9 @@ class PlanConfig:
     # planning memory budget in GB (1e9 bytes) that sizes the episodes planned together and, if one episode's
     # candidates do not fit, candidate sub-batches (planning/memory.py); 0 = auto, 70 % of the free memory
     memory_gb: float = 0.0
+    # pad attention heads with zeros to a multiple of this for the planning rollouts (exact; e.g. 8 or 32 lets head
+    # size 25 use the fused SDPA kernels on GPUs, at more attention FLOPs and cache memory); 0 = off
+    pad_heads: int = 0
     precision: Precision = "auto"  # of the planning rollouts (auto: bf16 where the hardware has it)
     # "world_model": plan with the trained model; "simulator": the oracle, candidates rolled out in the true env
     model: PlanModel = "world_model"
@@ -229,6 +232,9 @@ class EvalConfig:
     # env steps per episode (0 = the env's reference protocol: 30 on Wall/PointMaze/Push-T, 100 on Metaworld);
     # success is judged at the end only. With plan.execute < plan.horizon: DINO-WM-style replanning
     max_steps: int = 0
+    # an image head on this checkpoint's encoder (jepa-wms train-head --head image): videos get a third panel, the
+    # decoded frames of the plan the planner chose ("" = agent | goal only); it changes no result
+    head: str = ""
 
 
 @dataclass

@@ -108,6 +108,7 @@ RANGES: dict[str, Range] = {
     "plan.episode_chunk": _COUNT,
     "plan.kv_window": _NON_NEGATIVE,
     "plan.memory_gb": _NON_NEGATIVE,
+    "plan.pad_heads": _NON_NEGATIVE,
     "plan.sim_workers": _NON_NEGATIVE,
     # Every episode's record is kept for the summary: a bound keeps a typo from filling the memory.
     "eval.episodes": Range(1, 100_000),

@@ -64,6 +64,18 @@ def tiny_checkpoint(tmp_path_factory, tiny_dataset):
     return train(load_config("wall", TINY), tiny_dataset.parent, out, show_progress=False)
 
 
+@pytest.fixture(scope="session")
+def tiny_image_head(tmp_path_factory, tiny_dataset, tiny_checkpoint):
+    """An image head (one decoder stage, one epoch) on the tiny checkpoint's encoder."""
+    from jepa_wms.heads import train_head
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("image_head")
+    return train_head(
+        tiny_checkpoint, "image", tiny_dataset.parent, out, ["train.epochs=1"], channels=[8], show_progress=False
+    )
+
+
 @pytest.fixture
 def server(tmp_path):
     """A loopback HTTP server over ``tmp_path/served``: yields (base URL, folder, requested paths, truncate switch)."""

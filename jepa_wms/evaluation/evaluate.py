@@ -33,11 +33,13 @@ from ..config import ExperimentConfig, check_range, config_from_dict, load_confi
 from ..config_ranges import RANGES
 from ..datasets import DatasetError
 from ..envs import env_spec, make_env
+from ..layers import set_head_padding
 from ..planning.memory import eval_batch_sizes
 from ..planning.registry import build_planner
 from ..runlock import folder_lock
 from ..runtime import EVAL_TIMEOUT, autocast, distributed, on_rank0, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
+from .imagined import load_video_head, write_imagined_video
 from .media import plot_cost_history, plot_trajectories, write_video
 from .mpc import EpisodeTrace, run_mpc
 from .records import append_records, load_records, merge_records, records_file
@@ -66,12 +68,12 @@ def _eval_fingerprint(cfg: ExperimentConfig, identity: dict[str, Any], seed: int
     simulator = cfg.plan.model == "simulator"
     key = json.dumps(
         {
-            # Batching and worker counts do not change results (per-episode generators, exact simulator), so a
-            # resume may use others.
+            # Batching, worker counts and head padding do not change results (per-episode generators, exact
+            # simulator, exact zero padding), so a resume may use others.
             "plan": {
                 k: v
                 for k, v in cfg.plan.__dict__.items()
-                if k not in ("episode_chunk", "sim_workers", "memory_gb")
+                if k not in ("episode_chunk", "sim_workers", "memory_gb", "pad_heads")
                 and not (k == "kv_window" and v == 0)  # the default: folders from before the key still resume
                 and cfg.plan.planner in _PLANNER_ONLY_KEYS.get(k, (cfg.plan.planner,))
                 and (simulator or k not in _SIMULATOR_ONLY_KEYS)
@@ -102,9 +104,11 @@ def plan_episodes(
     dtype,
     dataset_goals: DatasetGoals | None = None,
     max_rows: int = 0,
+    imagine: Sequence[bool] | None = None,
 ) -> tuple[list, list[tuple[np.ndarray, np.ndarray]], list[dict], list[EpisodeTrace]]:
     """Set up episodes ``indices`` (start and goal from (seed, k)) and drive them with the configured planner;
-    ``max_rows`` >= 1 rolls candidates out in sub-batches of that many rows (``planning.memory``).
+    ``max_rows`` >= 1 rolls candidates out in sub-batches of that many rows (``planning.memory``); ``imagine``
+    (per episode) records the world model's predictions of the chosen plans (``run_mpc``).
     Returns the envs, the (start, goal) states, the goal observations and one trace per episode."""
     envs = [make_env(cfg.env, **env_kwargs) for _ in indices]
     first, goals, specs = [], [], []
@@ -114,6 +118,8 @@ def plan_episodes(
         goals.append({**goal_obs, "state": info["state"]})
         first.append(env.reset(options={"state": start, "goal": goal})[0])
         specs.append((start, goal))
+    if isinstance(model, torch.nn.Module):  # the simulator oracle has no attention
+        set_head_padding(model, cfg.plan.pad_heads)  # exact (layers.attention), so not in the fingerprint
     traces = run_mpc(
         model,
         envs,
@@ -130,6 +136,7 @@ def plan_episodes(
         device=device,
         kv_window=cfg.plan.kv_window,
         max_rows=max_rows,
+        imagine=imagine,
     )
     return envs, specs, goals, traces
 
@@ -146,10 +153,13 @@ def _run_chunk(
     videos: int,
     dataset_goals: DatasetGoals | None,
     max_rows: int = 0,
+    head: Any = None,
 ) -> list[dict]:
     t0 = time.perf_counter()
+    # The imagined plans only of episodes that get a video, and only with an image head to draw them.
+    imagine = [video_dir is not None and k < videos for k in indices] if head is not None else None
     envs, specs, goals, traces = plan_episodes(
-        model, cfg, env_kwargs, indices, seed, device, dtype, dataset_goals, max_rows
+        model, cfg, env_kwargs, indices, seed, device, dtype, dataset_goals, max_rows, imagine
     )
     wall = (time.perf_counter() - t0) / len(indices)
     records = []
@@ -170,7 +180,11 @@ def _run_chunk(
         records.append(rec)
         if video_dir is not None and k < videos:
             tag = "succ" if rec["success"] else "fail"
-            write_video(video_dir / f"episode_{k:03d}_{tag}.{cfg.eval.video_format}", trace.frames, g_obs["pixels"])
+            path = video_dir / f"episode_{k:03d}_{tag}.{cfg.eval.video_format}"
+            if trace.imagined is not None:
+                write_imagined_video(path, trace.frames, g_obs["pixels"], head, trace.imagined)
+            else:
+                write_video(path, trace.frames, g_obs["pixels"])
     return records
 
 
@@ -270,6 +284,7 @@ def run_evaluation(
         # Settings are refused before the folder is claimed, so that the corrected rerun may use it. Every rank
         # checks them (the same settings give the same refusal), and each needs its own goals anyway.
         build_planner(cfg.plan)
+        head = load_video_head(setup)  # refused (another encoder, a state head) before the folder is claimed too
         dataset_goals = _dataset_goals(cfg, setup.dataset)
         on_rank0(lambda: _claim(out_dir, fingerprint, held))
         done = load_records(out_dir)
@@ -298,6 +313,7 @@ def run_evaluation(
                 cfg.eval.videos,
                 dataset_goals,
                 max_rows,
+                head,
             )
             append_records(jsonl, records)
             done.update({r["episode"]: r for r in records})

@@ -22,6 +22,7 @@ import torch
 from ..planning.base import Planner, ReplanningPlanner
 from ..planning.dynamics import Dynamics, LatentDynamics
 from ..world_model import WorldModel
+from .imagined import ImaginedPlan, imagine_plan
 
 __all__ = ["EpisodeTrace", "run_mpc"]
 
@@ -34,6 +35,7 @@ class EpisodeTrace:
     states: list[np.ndarray] = field(default_factory=list)
     cost_histories: list[np.ndarray] = field(default_factory=list)  # one (iterations,) array per plan
     plan_seconds: float = 0.0
+    imagined: ImaginedPlan | None = None  # the chosen plans' predictions, where recorded (videos with a head)
 
 
 @torch.no_grad()
@@ -54,11 +56,13 @@ def run_mpc(
     device: torch.device | str = "cpu",
     kv_window: int = 0,
     max_rows: int = 0,
+    imagine: Sequence[bool] | None = None,
 ) -> list[EpisodeTrace]:
     """Drive ``envs`` (one per episode, already reset to their start states) towards their goals for ``total_steps``
     env steps. ``goal_obs`` are the goal observations (pixels + proprio, and ``state``: the goal's exact env state).
     ``model`` is a `WorldModel` (wrapped in `LatentDynamics`) or any other `Dynamics`, such as the simulator oracle.
-    ``kv_window`` and ``max_rows`` bound a world model's rollout memory (`LatentDynamics`). Returns one trace per
+    ``kv_window`` and ``max_rows`` bound a world model's rollout memory (`LatentDynamics`). ``imagine[b]`` records
+    in episode b's trace what the world model predicts for each chosen plan (``imagined.py``). Returns one trace per
     episode."""
     device = torch.device(device)
     if isinstance(model, WorldModel):
@@ -69,6 +73,10 @@ def run_mpc(
         EpisodeTrace(frames=[o["pixels"]], states=[env.unwrapped.get_state()])
         for env, o in zip(envs, first_obs, strict=True)
     ]
+    # Only where asked (episodes with a video): the extra rollout and the kept latents cost nothing elsewhere.
+    imagining = {b: i for i, b in enumerate(b for b, on in enumerate(imagine or ()) if on)}
+    for b in imagining:
+        traces[b].imagined = ImaginedPlan()
     goal = dyn.observe(goal_obs)
     # Observations carry the exact env state too: state-based models and the simulator oracle read it.
     obs = [{**o, "state": env.unwrapped.get_state()} for env, o in zip(envs, first_obs, strict=True)]
@@ -79,16 +87,21 @@ def run_mpc(
     frameskip = dyn.frameskip
     while steps_left > 0:
         plan_len = min(horizon, math.ceil(steps_left / frameskip))
-        cost_fn = dyn.cost_fn(dyn.observe(obs), goal, alpha, cost_kind)
+        current = dyn.observe(obs)
+        cost_fn = dyn.cost_fn(current, goal, alpha, cost_kind)
         if warm is not None and warm.shape[1] != plan_len:
             warm = warm[:, :plan_len]
         result = active.plan(cost_fn, len(envs), plan_len, dyn.action_dim, generators, init_mean=warm, device=device)
         k = min(execute, plan_len)
         raw = dyn.denormalize_actions(result.actions[:, :k]).flatten(1, 2).cpu().numpy()  # (B, k·f, A)
+        imagined = imagine_plan(dyn, current, result.actions, list(imagining)) if imagining else None
         for b, env in enumerate(envs):
             traces[b].cost_histories.append(result.cost_history[b].cpu().numpy())
             traces[b].plan_seconds += result.elapsed_s / len(envs)
-            for action in raw[b, : min(steps_left, raw.shape[1])]:
+            executed = min(steps_left, raw.shape[1])
+            if b in imagining:
+                traces[b].imagined.record(imagined[imagining[b]], executed, frameskip)
+            for action in raw[b, :executed]:
                 o, _, _, _, info = env.step(action)
                 obs[b] = {**o, "state": info["state"]}
                 traces[b].frames.append(o["pixels"])

@@ -1,66 +1,34 @@
-"""Open-loop imagined rollouts decoded next to what happened (``jepa-wms decode --data``).
+"""Open-loop imagined rollouts decoded next to what happened (``jepa-wms decode --data|--env``).
 
 From the first frames of dataset episodes (the world model's validation episodes first: held out from its training),
-the predictor rolls out ``steps`` steps with the recorded actions, fed only its own predictions. Each predicted latent
-is decoded by the heads: an image head draws it (a video per episode: real | imagined, step by step), a state head
-reads the env state from it (error in env units per step and dimension: how far ahead the model stays accurate).
-Each head is also read on the encoded real frames, the floor its own error sets for the imagined ones.
+or of fresh episodes of the env's data policy (``sources.py``), the predictor rolls out ``steps`` steps with the
+recorded actions, fed only its own predictions. Each predicted latent is decoded by the heads: an image head draws
+it (a video per episode: real | imagined, step by step), a state head reads the env state from it (error in env
+units per step and dimension: how far ahead the model stays accurate). Each head is also read on the encoded real
+frames, the floor its own error sets for the imagined ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ..checkpoint import atomic_write_bytes
 from ..config import ExperimentConfig
-from ..datasets import TrajectoryStore, WindowDataset, split_episodes
 from ..evaluation.media import plot_step_errors, tile_row, write_frames
 from ..saved_model import load_world_model
 from ..world_model import LatentState, WorldModel
 from .image import ImageHead, unit_to_uint8
 from .objective import HeadModel, load_head
+from .sources import Clips, Source, load_clips, source_clips, source_record
 
-__all__ = ["Clips", "decode_rollouts", "load_clips", "open_loop", "rollout_errors"]
-
-
-@dataclass
-class Clips:
-    """Windows of ``context + steps`` frames from dataset episodes: the batch ``WindowDataset.get`` returns."""
-
-    episodes: list[int]
-    batch: dict[str, Tensor]
-    context: int
-
-
-def load_clips(
-    model: WorldModel, cfg: ExperimentConfig, data_dir: str | Path, episodes: int, context: int, steps: int
-) -> Clips:
-    """The first window of up to ``episodes`` episodes long enough for ``context + steps`` frames ``frameskip``
-    apart (validation episodes of the model's split first)."""
-    if context < 1 or steps < 1 or episodes < 1:
-        raise ValueError(f"need context, steps and episodes >= 1, got {context}, {steps}, {episodes}")
-    store = TrajectoryStore(data_dir, preload=False)
-    if store.env != cfg.env:
-        raise ValueError(f"dataset {store.path} was collected on env {store.env!r}, the world model is for {cfg.env!r}")
-    train_eps, val_eps = split_episodes(store.num_episodes, cfg.data.val_fraction, cfg.train.seed)
-    span = (context + steps - 1) * cfg.data.frameskip + 1
-    order = [int(e) for e in np.concatenate([val_eps, train_eps]) if store.episode_lengths[e] >= span][:episodes]
-    if not order:
-        raise ValueError(f"no episode of {store.path} has the {span} frames {context} + {steps} steps need")
-    windows = WindowDataset(store, context + steps, cfg.data.frameskip, order, pixels=model.observation_key == "pixels")
-    firsts = windows.frame_indices(np.arange(len(windows)))[:, 0]
-    # Windows are listed episode by episode, start by start: an episode's first window starts at its first frame.
-    ids = [int(np.flatnonzero(firsts == store.episode_starts[e])[0]) for e in sorted(order)]
-    batch = windows.get(np.asarray(ids))
-    return Clips(sorted(order), batch, context)
+__all__ = ["Clips", "decode_rollouts", "load_clips", "load_model_and_heads", "open_loop", "rollout_errors"]
 
 
 @torch.no_grad()
@@ -125,8 +93,11 @@ def rollout_errors(model: WorldModel, heads: Sequence[HeadModel], clips: Clips) 
 def load_model_and_heads(
     checkpoint: str | Path, head_paths: Sequence[str | Path], device: str = "cpu"
 ) -> tuple[WorldModel, ExperimentConfig, list[HeadModel]]:
-    """The world model and its heads (each checked to be trained on this model's encoder); at most one per kind."""
-    model, cfg, _ = load_world_model(checkpoint, device)
+    """The world model and its heads (each checked to be trained on this model's encoder); at most one per kind.
+    The config's ``env_kwargs`` are the checkpoint's: the env options of its data (frame size), which ``--env``
+    episodes must be rendered with."""
+    model, cfg, ckpt = load_world_model(checkpoint, device)
+    cfg = dataclasses.replace(cfg, env_kwargs=dict(ckpt.get("env_kwargs", cfg.env_kwargs)))
     heads = [load_head(p, model, checkpoint, cfg) for p in head_paths]
     kinds = [h.spec.kind for h in heads]
     if len(set(kinds)) != len(kinds):
@@ -137,7 +108,7 @@ def load_model_and_heads(
 def decode_rollouts(
     checkpoint: str | Path,
     head_paths: Sequence[str | Path],
-    data_dir: str | Path,
+    source: Source,
     out_dir: str | Path,
     *,
     episodes: int = 4,
@@ -148,9 +119,9 @@ def decode_rollouts(
 ) -> dict[str, Any]:
     """Write ``decode.json`` (per-step errors) to ``out_dir``; with an image head also ``videos/episode_EEE.gif``
     (real | imagined per step) and ``pixel_error.png``, with a state head ``state_error.png``. Returns the JSON's
-    content."""
+    content. ``source``: a dataset folder, or an :class:`EnvSource` (fresh episodes of the env)."""
     model, cfg, heads = load_model_and_heads(checkpoint, head_paths)
-    clips = load_clips(model, cfg, data_dir, episodes, context, steps)
+    clips = source_clips(model, cfg, source, episodes, context, steps)
     result = rollout_errors(model, heads, clips)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,6 +133,6 @@ def decode_rollouts(
         plot_step_errors(out / "pixel_error.png", result["pixel_error"], "mean |Δ| pixel, [0, 1]", "image head")
     if "state_distance" in result:
         plot_step_errors(out / "state_error.png", result["state_distance"], "‖Δ state‖, env units", "state head")
-    result.update(checkpoint=str(checkpoint), heads=[str(p) for p in head_paths], env=cfg.env)
+    result.update(checkpoint=str(checkpoint), heads=[str(p) for p in head_paths], env=cfg.env, **source_record(source))
     atomic_write_bytes(out / "decode.json", json.dumps(result, indent=1).encode())
     return result

@@ -27,9 +27,10 @@ import yaml
 from ..checkpoint import atomic_write_bytes
 from ..evaluation.media import tile_row, write_frames
 from ..world_model import LatentState, WorldModel
-from .decode import Clips, load_clips, load_model_and_heads
+from .decode import load_model_and_heads
 from .image import ImageHead
 from .objective import HeadModel
+from .sources import Clips, Source, source_clips, source_record
 
 __all__ = ["load_programs", "unroll_decode", "unroll_programs"]
 
@@ -84,7 +85,7 @@ def unroll_programs(
 def unroll_decode(
     checkpoint: str | Path,
     head_path: str | Path,
-    data_dir: str | Path,
+    source: Source,
     programs_path: str | Path,
     out_dir: str | Path,
     *,
@@ -94,10 +95,11 @@ def unroll_decode(
     video_format: str = "gif",
 ) -> dict[str, Any]:
     """Write ``unroll.gif`` (per step: the last context frame, then each program's imagined frame, in file order)
-    and ``unroll.json`` (programs, actions, steps) to ``out_dir``; returns the JSON's content."""
+    and ``unroll.json`` (programs, actions, steps) to ``out_dir``; returns the JSON's content. The context clip is
+    the first episode of ``source``: a dataset folder, or an :class:`EnvSource` (a fresh episode of the env)."""
     model, cfg, (head,) = load_model_and_heads(checkpoint, [head_path])
     programs = load_programs(programs_path, model.action_mean.numel())
-    clips = load_clips(model, cfg, data_dir, 1, context, 1)
+    clips = source_clips(model, cfg, source, 1, context, 1)
     frames = unroll_programs(model, head, clips, programs, repeat)
     start = head.head.to_uint8(head.encoder.preprocess(clips.batch["pixels"][0, context - 1])).numpy()
     longest = max(len(f) for f in frames.values())
@@ -108,6 +110,7 @@ def unroll_decode(
         "checkpoint": str(checkpoint),
         "head": str(head_path),
         "episode": clips.episodes[0],
+        **source_record(source),
         "context": context,
         "repeat": repeat,
         "columns": ["context", *frames],

@@ -1,6 +1,6 @@
 """Plain-torch ViT building blocks shared by predictors and encoders (official parameter names)."""
 
-from jepa_wms.layers.attention import Attention, KVCache
+from jepa_wms.layers.attention import Attention, KVCache, head_padding, padded_head_dim, set_head_padding
 from jepa_wms.layers.layer_scale import LayerScale
 from jepa_wms.layers.masks import frame_causal_mask
 from jepa_wms.layers.mlp import Mlp
@@ -16,4 +16,7 @@ __all__ = [
     "RotaryEmbedding3D",
     "frame_causal_mask",
     "grid_positions",
+    "head_padding",
+    "padded_head_dim",
+    "set_head_padding",
 ]

@@ -7,13 +7,23 @@ checkpoints.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from jepa_wms.layers.rope import RotaryEmbedding3D
 
-__all__ = ["Attention", "KVCache"]
+__all__ = ["Attention", "KVCache", "head_padding", "padded_head_dim", "set_head_padding"]
+
+
+def padded_head_dim(head_dim: int, multiple: int) -> int:
+    """``head_dim`` rounded up to a multiple of ``multiple`` (0 = no padding)."""
+    if multiple < 0:
+        raise ValueError(f"padded_head_dim: multiple must be >= 0 (0 = off), got {multiple}")
+    return head_dim if multiple == 0 else -(-head_dim // multiple) * multiple
 
 
 class KVCache:
@@ -157,6 +167,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.rope = rope
+        # Inference-time head padding (see `set_head_padding`); a plain attribute, never in the state dict.
+        self.pad_heads_to = 0
 
     def forward(
         self,
@@ -184,6 +196,19 @@ class Attention(nn.Module):
             # Rotating q and k in one call reads them once and builds the rotation matrices once.
             q, k = self.rope(qkv[:2], pos).unbind(0)
             v = qkv[2]
+        pad = padded_head_dim(self.head_dim, self.pad_heads_to) - self.head_dim
+        if pad:
+            # Zero channels are exact: they add 0 to every q·k, and the output's extra channels (weighted sums
+            # of zero values) are sliced off below. Keys/values are padded before the cache so each step does
+            # not re-pad the whole cache.
+            q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+        if cache is not None and cache.keys is not None and cache.keys.shape[3] != k.shape[3]:
+            raise ValueError(
+                f"Attention: the cache holds head size {cache.keys.shape[3]}, this layer now makes "
+                f"{k.shape[3]}: change head padding only between rollouts, on a fresh cache"
+            )
+        # The softmax scale stays 1/sqrt(original head size): SDPA's default would read the padded size.
+        scale = self.head_dim**-0.5 if pad else None
         if cache is not None:
             k, v = cache.append(k, v)
         if mask is not None and mask.shape != (num_tokens, k.shape[2]):
@@ -194,8 +219,38 @@ class Attention(nn.Module):
             # The CPU bf16 SDPA backward is ~6x slower than fp32 (torch 2.13: 750 vs 127 ms in a Wall-size
             # training step) while the forward costs the same, so training on CPU attends in fp32.
             with torch.autocast("cpu", enabled=False):
-                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=scale)
             out = out.to(torch.bfloat16)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        if pad:
+            out = out[..., : self.head_dim]
         return self.proj(out.transpose(1, 2).reshape(batch, num_tokens, dim))
+
+
+def set_head_padding(module: nn.Module, multiple: int) -> int:
+    """Pad the attention heads of every :class:`Attention` in ``module`` to a multiple of ``multiple`` (0 = off).
+
+    An exact transformation (zero channels on q, k and v; the softmax keeps the original head size's scale), for
+    inference: head sizes such as 25 (width 400, 16 heads) are unfriendly to the fused SDPA kernels (flash and
+    memory-efficient want multiples of 8), which then fall back to a kernel that materialises the score matrix.
+    Costs (padded − original) / original more attention FLOPs and key/value cache memory. Set it between
+    rollouts: a cache filled with one padding cannot be continued with another. Returns the layers changed.
+    """
+    padded_head_dim(1, multiple)  # validates `multiple`
+    layers = [m for m in module.modules() if isinstance(m, Attention)]
+    for layer in layers:
+        layer.pad_heads_to = multiple
+    return len(layers)
+
+
+@contextlib.contextmanager
+def head_padding(module: nn.Module, multiple: int) -> Iterator[nn.Module]:
+    """:func:`set_head_padding` for the duration of a ``with`` block; the previous settings come back after."""
+    previous = [(m, m.pad_heads_to) for m in module.modules() if isinstance(m, Attention)]
+    set_head_padding(module, multiple)
+    try:
+        yield module
+    finally:
+        for layer, value in previous:
+            layer.pad_heads_to = value

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ..config import PlanConfig
+from ..layers.attention import padded_head_dim
 
 __all__ = [
     "RolloutShape",
@@ -67,12 +68,14 @@ class RolloutShape:
     context_window: int  # 0: key/value cache; W' >= 1: frame-window predictor, S = W' frames per step
 
 
-def rollout_shape(predictor: nn.Module) -> RolloutShape:
-    """Read the sizes of a ``LatentPredictor`` from its modules (any of the three designs)."""
+def rollout_shape(predictor: nn.Module, pad_heads: int = 0) -> RolloutShape:
+    """Read the sizes of a ``LatentPredictor`` from its modules (any of the three designs); ``pad_heads`` (the
+    ``plan.pad_heads`` multiple) widens the cached keys/values of `layers.Attention` as the padding does."""
     widths, hidden = [], []
     for name, module in predictor.named_modules():
         if hasattr(module, "qkv") and isinstance(module.qkv, nn.Linear):  # layers.Attention
-            widths.append(module.qkv.out_features // 3)
+            heads = int(getattr(module, "num_heads", 1))
+            widths.append(heads * padded_head_dim(module.qkv.out_features // 3 // heads, pad_heads))
         elif hasattr(module, "to_qkv") and isinstance(module.to_qkv, nn.Linear):  # DINO-WM FeatureAttention
             widths.append(module.to_qkv.out_features // 3)
         elif isinstance(module, nn.Linear) and (name.endswith("mlp.fc1") or name.endswith("net.1")):
@@ -186,7 +189,7 @@ def eval_batch_sizes(model: object, plan: PlanConfig, device: torch.device, dtyp
 
     if not isinstance(model, WorldModel):
         return plan.episode_chunk, 0
-    shape = rollout_shape(model.predictor)
+    shape = rollout_shape(model.predictor, plan.pad_heads)
     dtype_bytes = torch.empty((), dtype=dtype).element_size()
     row = bytes_per_row(shape, plan.horizon, plan.kv_window, dtype_bytes)
     budget = int(plan.memory_gb * 1e9) if plan.memory_gb > 0 else auto_budget_bytes(device)

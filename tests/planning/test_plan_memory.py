@@ -140,3 +140,18 @@ def test_the_memory_budget_is_not_part_of_the_result_fingerprint():
 def test_vjepa2_ac_paper_shape():
     shape = rollout_shape(VJepa2ACPredictor(1408, 14, 16, pred_dim=384, depth=6, num_heads=16, grid_size=(16, 16)))
     assert (shape.depth, shape.width, shape.tokens_per_frame) == (6, 384, 258)
+
+
+def test_head_padding_widens_the_estimated_cache():
+    from jepa_wms.layers import Attention
+
+    class Tiny(torch.nn.Module):
+        tokens_per_frame, embed_dim, context_window = 4, 8, 0
+
+        def __init__(self):
+            super().__init__()
+            self.attn = Attention(400, 16)  # head size 25, as at paper size
+
+    assert rollout_shape(Tiny()).width == 400
+    assert rollout_shape(Tiny(), pad_heads=32).width == 16 * 32
+    assert rollout_shape(Tiny(), pad_heads=5).width == 400  # 25 is already a multiple of 5

@@ -1,7 +1,8 @@
 """Readers for published dataset layouts and `convert`, which turns them into our HDF5 trajectory format.
 
-Layouts (``jepa-wms convert --list``): DINO-WM's ``wall_single/``, ``point_maze/`` and ``pusht_noise/`` folders
-and the Metaworld parquet episodes. Each reader module registers its `PublishedLayout` on import.
+Layouts (``jepa-wms convert --list``): DINO-WM's ``wall_single/``, ``point_maze/`` and ``pusht_noise/`` folders,
+the Metaworld parquet episodes, and real-robot data (DROID, Franka HDF5, LeRobot, RoboCasa HDF5). Each reader
+module registers its `PublishedLayout` on import.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from . import (
     dino_wm_point_maze,  # noqa: F401  (registers its layout)
     dino_wm_pusht,  # noqa: F401  (registers its layout)
     dino_wm_wall,  # noqa: F401  (registers its layout)
+    droid_raw,  # noqa: F401  (registers its layout)
+    franka_h5,  # noqa: F401  (registers its layout)
+    lerobot,  # noqa: F401  (registers its layout)
     metaworld_parquet,  # noqa: F401  (registers its layout)
+    robocasa_hdf5,  # noqa: F401  (registers its layout)
 )
 
 __all__ = [
@@ -98,7 +103,7 @@ def convert(
     lay.check(root)
     options = dict(options or {})
     env = lay.env_name(options)
-    total, episodes = lay.read(root, **options)
+    total, episodes = lay.read(root, img_size=img_size, **options) if lay.resizes else lay.read(root, **options)
     if max_episodes is not None:
         total = min(total, max_episodes)
     out = resolve_path(dst)

@@ -51,6 +51,9 @@ class PublishedLayout:
             ``img_size``), e.g. the wall position stored with the data.
         options: names of the options ``read`` requires (e.g. ``("task",)`` for a multi-task file); ``env`` may
             refer to them as ``{task}``.
+        optional: names of the options ``read`` accepts besides ``options`` (e.g. ``camera`` for robot data).
+        resizes: ``read`` takes ``img_size`` and returns frames at that size itself (robot readers crop and
+            resize each video as it decodes, so full-resolution episodes are never held in memory).
     """
 
     name: str
@@ -60,13 +63,16 @@ class PublishedLayout:
     read: Callable[..., tuple[int, Iterator[Episode]]]
     env_kwargs: Callable[..., dict[str, Any]] | None = None
     options: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    resizes: bool = False
 
     def env_name(self, options: dict[str, Any]) -> str:
         missing = [o for o in self.options if o not in options]
-        unknown = sorted(set(options) - set(self.options))
+        unknown = sorted(set(options) - set(self.options) - set(self.optional))
         if missing or unknown:
             raise DatasetError(
-                f"layout {self.name} takes options {list(self.options)}; missing {missing}, unknown {unknown}"
+                f"layout {self.name} takes options {list(self.options)} (optional: {list(self.optional)}); "
+                f"missing {missing}, unknown {unknown}"
             )
         return self.env.format(**options)
 

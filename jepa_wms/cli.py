@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--img-size", type=int, default=None)
     c.add_argument(
-        "--policy", default=None, help="data policy (default: the env's); Push-T: noisy_push | expert | random_walk"
+        "--policy",
+        default=None,
+        help="data policy (default: the env's); Push-T: noisy_push | expert | random_walk; "
+        "Metaworld: noisy_expert | direct",
     )
     c.add_argument("--out", required=True, help="dataset folder (gets trajectories.h5); under $DATASET_ROOT if set")
     c.add_argument("--overwrite", action="store_true")

@@ -52,7 +52,8 @@ class CollectConfig:
     workers: int = 2  # collection processes
     seed: int = 0
     img_size: int = 64  # rendered frame side in pixels
-    policy: str = ""  # data policy ("" = the env's default; Push-T: noisy_push | expert | random_walk)
+    # data policy ("" = the env's default; Push-T: noisy_push | expert | random_walk; Metaworld: noisy_expert | direct)
+    policy: str = ""
 
 
 @dataclass

@@ -26,10 +26,10 @@ import numpy as np
 
 from jepa_wms.datasets.formats.base import Episode, PublishedLayout, register_layout
 from jepa_wms.datasets.formats.robot_video import (
-    SkipLog,
     check_pose,
     decode_video,
     keep_stride,
+    kept_episodes,
     kept_indices,
     pose_episode,
 )
@@ -175,18 +175,10 @@ def read(
         raise DatasetError(f"{root}: no DROID episodes (no */trajectory.h5)")
     fps = float(fps)
     keep_stride(fps)  # a bad fps= fails before any decoding
-    skips = SkipLog("droid_raw")
-
-    def episodes() -> Iterator[Episode]:
-        for ep in dirs:
-            out = read_episode(ep, camera=camera, img_size=img_size, fps=fps)
-            if out is None:
-                skips.too_short(1, str(ep))
-                continue
-            yield out
-        skips.report()
-
-    return len(dirs), episodes()
+    episodes = kept_episodes(
+        "droid_raw", dirs, lambda ep: read_episode(ep, camera=camera, img_size=img_size, fps=fps), str
+    )
+    return len(dirs), episodes
 
 
 @dataclass(frozen=True)

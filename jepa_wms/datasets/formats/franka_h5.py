@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jepa_wms.datasets.formats.base import Episode, PublishedLayout, register_layout
-from jepa_wms.datasets.formats.robot_video import SkipLog, check_pose, crop_resize, kept_indices, pose_episode
+from jepa_wms.datasets.formats.robot_video import check_pose, crop_resize, kept_episodes, kept_indices, pose_episode
 from jepa_wms.datasets.storage import DatasetError
 
 __all__ = ["FRANKA_H5", "episode_files", "read", "read_episode"]
@@ -79,18 +79,10 @@ def read(
     if not files:
         raise DatasetError(f"{root}: no Franka episodes ({PATTERN})")
     fps = float(fps)
-    skips = SkipLog("franka_h5")
-
-    def episodes() -> Iterator[Episode]:
-        for path in files:
-            ep = read_episode(path, camera=camera, img_size=img_size, fps=fps)
-            if ep is None:
-                skips.too_short(1, str(path))
-                continue
-            yield ep
-        skips.report()
-
-    return len(files), episodes()
+    episodes = kept_episodes(
+        "franka_h5", files, lambda path: read_episode(path, camera=camera, img_size=img_size, fps=fps), str
+    )
+    return len(files), episodes
 
 
 @dataclass(frozen=True)

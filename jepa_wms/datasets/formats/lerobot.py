@@ -23,11 +23,11 @@ import numpy as np
 
 from jepa_wms.datasets.formats.base import Episode, PublishedLayout, register_layout
 from jepa_wms.datasets.formats.robot_video import (
-    SkipLog,
     check_pose,
     crop_resize,
     decode_png,
     decode_video,
+    kept_episodes,
     kept_indices,
     pose_episode,
 )
@@ -158,7 +158,6 @@ def read(
     columns = ["timestamp", "episode_index", state] + ([] if is_video else [camera])
     columns += [] if action == "pose-delta" else [action]
     tables = _Tables(list(dict.fromkeys(columns)))
-    skips = SkipLog("lerobot")
 
     def episode(ep: dict[str, Any]) -> Episode | None:
         where = f"{ep['data']} (episode {ep['index']})"
@@ -193,16 +192,7 @@ def read(
         st = st[keep]
         return {"pixels": frames, "actions": acts, "proprio": st, "state": st}
 
-    def episodes() -> Iterator[Episode]:
-        for ep in eps:
-            out = episode(ep)
-            if out is None:
-                skips.too_short(1, f"episode {ep['index']}")
-                continue
-            yield out
-        skips.report()
-
-    return len(eps), episodes()
+    return len(eps), kept_episodes("lerobot", eps, episode, lambda ep: f"episode {ep['index']}")
 
 
 def _eq(table: Any, index: int) -> Any:

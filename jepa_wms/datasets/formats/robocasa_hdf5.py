@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from jepa_wms.datasets.formats.base import Episode, PublishedLayout, register_layout
-from jepa_wms.datasets.formats.robot_video import SkipLog, check_pose, crop_resize, kept_indices
+from jepa_wms.datasets.formats.robot_video import check_pose, crop_resize, kept_episodes, kept_indices
 from jepa_wms.datasets.pose_actions import matrix_to_euler, pose_deltas, quat_xyzw_to_matrix
 from jepa_wms.datasets.storage import DatasetError
 
@@ -116,22 +116,14 @@ def read(
             raise DatasetError(f"{path}: cannot read as HDF5 ({exc})") from None
     if not demos:
         raise DatasetError(f"{root}: no RoboCasa demos (data/demo_N in *.hdf5)")
-    skips = SkipLog("robocasa_hdf5")
 
-    def episodes() -> Iterator[Episode]:
-        for path, key in demos:
-            with h5py.File(path, "r") as f:
-                ep = read_demo(
-                    f["data"][key], f"{path} data/{key}", camera=camera, img_size=img_size, fps=float(fps),
-                    action=action,
-                )  # fmt: skip
-            if ep is None:
-                skips.too_short(1, f"{path} data/{key}")
-                continue
-            yield ep
-        skips.report()
+    def demo(item: tuple[Path, str]) -> Episode | None:
+        path, key = item
+        with h5py.File(path, "r") as f:
+            where = f"{path} data/{key}"
+            return read_demo(f["data"][key], where, camera=camera, img_size=img_size, fps=float(fps), action=action)
 
-    return len(demos), episodes()
+    return len(demos), kept_episodes("robocasa_hdf5", demos, demo, lambda item: f"{item[0]} data/{item[1]}")
 
 
 @dataclass(frozen=True)

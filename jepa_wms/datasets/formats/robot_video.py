@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -194,3 +195,20 @@ class SkipLog:
                 KEEP_FPS,
                 ", ".join(self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else ""),
             )
+
+
+T = TypeVar("T")
+
+
+def kept_episodes(
+    layout: str, items: Iterable[T], read_one: Callable[[T], Episode | None], where: Callable[[T], str]
+) -> Iterator[Episode]:
+    """``read_one`` over ``items``, skipping (and counting, `SkipLog`) those it returns None for: too short."""
+    skips = SkipLog(layout)
+    for item in items:
+        ep = read_one(item)
+        if ep is None:
+            skips.too_short(1, where(item))
+            continue
+        yield ep
+    skips.report()

@@ -260,14 +260,32 @@ class PlannerSettings:
         init_mean: Tensor | None = None,
         device: torch.device | str | None = None,
     ) -> PlanResult:
-        """Plan B episodes; see `Planner.plan` for the arguments. Checks them, starts the timer, puts the bounds
-        and the first mean on the device (``device``, else ``init_mean``'s, else the CPU) and runs ``_search``."""
+        """Plan B episodes; see `Planner.plan` for the arguments. Runs ``_search`` (through `run_search`)."""
+
+        def search(start: PlanStart) -> tuple[Tensor, Tensor, Tensor]:
+            return self._search(cost_fn, start, generators)
+
+        return self.run_search(search, batch_size, horizon, action_dim, generators, init_mean, device)
+
+    def run_search(
+        self,
+        search: Callable[[PlanStart], tuple[Tensor, Tensor, Tensor]],
+        batch_size: int,
+        horizon: int,
+        action_dim: int,
+        generators: list[torch.Generator],
+        init_mean: Tensor | None = None,
+        device: torch.device | str | None = None,
+    ) -> PlanResult:
+        """The set-up every ``plan`` shares around ``search(start) -> (actions, cost, history)``: checks the
+        arguments, starts the timer, puts the bounds and the first mean on the device (``device``, else
+        ``init_mean``'s, else the CPU)."""
         _check_plan_args(batch_size, horizon, action_dim, generators)
         where = _resolve_device(device, init_mean)
         timer = Stopwatch(where)
         low, high = resolve_bounds(self.action_low, self.action_high, action_dim, where)
         start = PlanStart(where, low, high, _initial_mean(init_mean, batch_size, horizon, action_dim, where))
-        actions, cost, history = self._search(cost_fn, start, generators)
+        actions, cost, history = search(start)
         elapsed = timer.elapsed()
         logger.debug("%s planned %d episodes in %.3f s", type(self).__name__, batch_size, elapsed)
         return PlanResult(actions=actions, cost=cost, cost_history=history, elapsed_s=elapsed)

@@ -32,14 +32,9 @@ from jepa_wms.planning.base import (
     PlannerSettings,
     PlanResult,
     PlanStart,
-    Stopwatch,
-    _check_plan_args,
-    _initial_mean,
-    _resolve_device,
     check_non_negative,
     clip_actions,
     evaluate_cost,
-    resolve_bounds,
     sample_normal,
 )
 from jepa_wms.planning.cem import fit_elites, select_elites
@@ -230,19 +225,16 @@ class ICEMSession:
         device: torch.device | str | None = None,
     ) -> PlanResult:
         """`Planner.plan`, starting from the kept elites of this session's previous plan (if any)."""
-        _check_plan_args(batch_size, horizon, action_dim, generators)
-        where = _resolve_device(device, init_mean)
-        timer = Stopwatch(where)
-        s = self.settings
-        low, high = resolve_bounds(s.action_low, s.action_high, action_dim, where)
-        start = PlanStart(where, low, high, _initial_mean(init_mean, batch_size, horizon, action_dim, where))
         kept = self._kept
-        if kept is not None:
-            if kept.shape[0] != batch_size or kept.shape[3] != action_dim:
-                raise ValueError(
-                    f"ICEMSession: kept elites are for {kept.shape[0]} episodes of {kept.shape[3]} action dims, "
-                    f"this plan has {batch_size} of {action_dim}; start a new session for a new episode batch"
-                )
-            kept = _fit_horizon(kept.to(where), horizon)
-        actions, cost, history, self._kept = s._search_with(cost_fn, start, generators, kept)
-        return PlanResult(actions=actions, cost=cost, cost_history=history, elapsed_s=timer.elapsed())
+        if kept is not None and (kept.shape[0] != batch_size or kept.shape[3] != action_dim):
+            raise ValueError(
+                f"ICEMSession: kept elites are for {kept.shape[0]} episodes of {kept.shape[3]} action dims, "
+                f"this plan has {batch_size} of {action_dim}; start a new session for a new episode batch"
+            )
+
+        def search(start: PlanStart) -> tuple[Tensor, Tensor, Tensor]:
+            fitted = None if kept is None else _fit_horizon(kept.to(start.device), horizon)
+            actions, cost, history, self._kept = self.settings._search_with(cost_fn, start, generators, fitted)
+            return actions, cost, history
+
+        return self.settings.run_search(search, batch_size, horizon, action_dim, generators, init_mean, device)

@@ -250,7 +250,7 @@ def _eval_checkpoint_list(args: argparse.Namespace) -> list[str] | None:
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    res = run_demo(args.env, args.out, args.overrides, quick=args.quick, task=args.task)
+    res = run_demo(args.env, args.out, args.overrides, quick=args.quick, task=args.task, config=args.config)
     # run_demo's summary carries each stage's seconds as `<stage>_s`; no result key ends that way.
     print(_results_table(res["env"], res, {k: v for k, v in res.items() if k.endswith("_s")}))
 

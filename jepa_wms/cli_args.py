@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--env", default="wall", help="wall | pointmaze | pusht | metaworld")
     d.add_argument("--task", default=None, help="Metaworld task (default: reach)")
     d.add_argument("--quick", action="store_true", help="the 2-core CPU size (Wall's default already is)")
+    d.add_argument("--config", default=None, help="another embedded config of --env, e.g. pusht_keypoints_5k")
     d.add_argument("--out", default=None, help="default: runs/demo (Wall), runs/demo-<env>[-quick] otherwise")
     d.add_argument("overrides", nargs="*", metavar="key=value")
     return p

@@ -85,6 +85,7 @@ RANGES: dict[str, Range] = {
     "optim.grad_clip": _NON_NEGATIVE,
     "train.seed": _SEED,
     "train.epochs": _COUNT,
+    "train.max_steps": _NON_NEGATIVE,
     "train.batch_size": _COUNT,
     "train.log_every": _COUNT,
     "train.checkpoint_every": _NON_NEGATIVE,

@@ -35,20 +35,26 @@ def run_demo(
     *,
     quick: bool = False,
     task: str | None = None,
+    config: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole loop for ``env`` into ``out`` with the embedded demo config and ``key=value`` ``overrides``:
     `run_pipeline` of that config.
 
-    ``quick`` picks the CPU-sized config; ``task`` selects the Metaworld task (default ``reach``). ``out``
-    defaults to ``runs/demo`` for Wall and ``runs/demo-<env>[-<task>][-quick]`` otherwise.
+    ``quick`` picks the CPU-sized config; ``task`` selects the Metaworld task (default ``reach``); ``config`` names
+    another embedded config of ``env`` (e.g. ``pusht_keypoints_5k``, the 2-hour Push-T CPU recipe). ``out``
+    defaults to ``runs/demo`` for Wall, ``runs/demo-<config>`` for a named config and
+    ``runs/demo-<env>[-<task>][-quick]`` otherwise.
     """
     if task is not None and env != "metaworld":
         raise ValueError(f"--task applies to the metaworld demo only, not {env!r}")
     chosen_env = [f"env=metaworld-{task or 'reach'}"] if env == "metaworld" else []
-    cfg = load_config(demo_config_name(env, quick), [*chosen_env, *overrides])
+    cfg = load_config(config or demo_config_name(env, quick), [*chosen_env, *overrides])
+    if config is not None and cfg.env.split("-")[0] != env:
+        raise ValueError(f"config {config!r} is for env {cfg.env!r}, not the demo's --env {env!r}")
     if out is None:
-        name = cfg.env if env != "wall" else ""
-        out = Path("runs") / "-".join(x for x in ("demo", name, "quick" if quick and env != "wall" else "") if x)
+        name = config or (cfg.env if env != "wall" else "")
+        quick_tag = "quick" if quick and env != "wall" and config is None else ""
+        out = Path("runs") / "-".join(x for x in ("demo", name, quick_tag) if x)
     return run_pipeline(cfg, out, show_progress)
 
 

@@ -29,6 +29,7 @@ from ..saved_model import model_payload, saved_objective, saved_progress
 # Keys (or "section." prefixes) a resume may change; README, "Training", lists them too.
 RESUME_MAY_CHANGE = (
     "train.epochs",  # the learning-rate schedule stretches to the new length
+    "train.max_steps",
     "train.device",
     "train.precision",
     "train.log_every",

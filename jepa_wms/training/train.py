@@ -172,6 +172,8 @@ def train(
                 f"{cfg.train.batch_size}: collect more episodes or lower train.batch_size"
             )
         total_steps = cfg.train.epochs * steps_per_epoch
+        if cfg.train.max_steps:
+            total_steps = min(total_steps, cfg.train.max_steps)
 
         # ----- the run folder: one process at a time (rank 0 holds the lock for all ranks) -----
         if rank == 0:
@@ -209,7 +211,9 @@ def train(
             resuming = f", resuming at epoch {epoch}" + (f" batch {epoch_step}" if epoch_step else "")
             _log.info(
                 f"[train] {model.num_parameters():,} trainable parameters, {len(train_set):,} windows, "
-                f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs, {device} {str(dtype)[6:]}"
+                f"{steps_per_epoch} steps/epoch × {cfg.train.epochs} epochs"
+                + (f" (capped at {total_steps} steps)" if total_steps < cfg.train.epochs * steps_per_epoch else "")
+                + f", {device} {str(dtype)[6:]}"
                 + (resuming if step else "")
             )
             _log.info(f"[train] {latents_note}")
@@ -218,7 +222,7 @@ def train(
 
         # ----- loop -----
         model.train()
-        while epoch < cfg.train.epochs:
+        while epoch < cfg.train.epochs and step < total_steps:
             bar = tqdm(
                 total=steps_per_epoch,
                 initial=epoch_step,
@@ -266,13 +270,18 @@ def train(
                     save_checkpoint(
                         ckpt_path, checkpoint_payload(model, opt, cfg, store, objective.name, epoch, step, epoch_step)
                     )
+                if step >= total_steps:
+                    break
             bar.close()
-            epoch, epoch_step = epoch + 1, 0
+            # train.max_steps may end the run inside an epoch: the checkpoint then records the batches done.
+            whole = epoch_step >= steps_per_epoch
+            if whole:
+                epoch, epoch_step = epoch + 1, 0
             if rank == 0:
                 val_stats = _validate(model, val_set, cfg, device, dtype, objective)
                 logger.log(step, epoch, "val", val_stats)
-                payload = checkpoint_payload(model, opt, cfg, store, objective.name, epoch, step, 0)
-                if cfg.train.keep_epoch_checkpoints or auto_eval.due(epoch):
+                payload = checkpoint_payload(model, opt, cfg, store, objective.name, epoch, step, epoch_step)
+                if whole and (cfg.train.keep_epoch_checkpoints or auto_eval.due(epoch)):
                     # Before last.pt: a kill between the two redoes the epoch, which writes this file again.
                     save_checkpoint(epoch_checkpoint(out_dir, epoch), payload)
                 save_checkpoint(ckpt_path, payload)
@@ -280,7 +289,8 @@ def train(
                     f"[train] epoch {epoch}/{cfg.train.epochs} step {step} "
                     + " ".join(f"val_{k}={v:.4f}" for k, v in val_stats.items() if k.startswith("loss"))
                 )
-            auto_eval.epoch_end(epoch)
+            if whole:
+                auto_eval.epoch_end(epoch)
         auto_eval.finish()
     return ckpt_path
 

@@ -184,3 +184,20 @@ def test_killed_anywhere_resumes_to_the_uninterrupted_run(tiny_dataset, tmp_path
     assert set(killed) == set(most) and len(killed) >= 9, killed
     assert not list(run.rglob(".*.tmp")), "stale temporaries are removed"
     _assert_same_run(tmp_path / "full", run)
+
+
+def test_max_steps_ends_mid_epoch_and_resume_is_done(tiny_dataset, tmp_path):
+    cfg = load_config("wall", TINY)
+    full = load_checkpoint(train(cfg, tiny_dataset.parent, tmp_path / "full", show_progress=False))
+    cap = full["step"] // cfg.train.epochs + 1  # one step into the second epoch
+    capped_cfg = load_config("wall", [*TINY, f"train.max_steps={cap}"])
+    capped = load_checkpoint(train(capped_cfg, tiny_dataset.parent, tmp_path / "capped", show_progress=False))
+    assert (capped["epoch"], capped["step"], capped["epoch_step"]) == (1, cap, 1)
+    assert capped["model"].keys() == full["model"].keys()
+    assert not all(torch.equal(capped["model"][k], full["model"][k]) for k in full["model"])
+    rows = _log_rows(tmp_path / "capped")
+    assert [r["split"] for r in rows].count("val") == 2  # after epoch 1 and at the cap
+    # A resume of a finished capped run trains nothing more.
+    resumed = train(capped_cfg, tiny_dataset.parent, tmp_path / "capped", resume=True, show_progress=False)
+    again = load_checkpoint(resumed)
+    assert again["step"] == cap and _log_rows(tmp_path / "capped") == rows

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from jepa_wms.config import load_config
 from jepa_wms.demo import demo_config_name, run_demo
 
 from .conftest import TINY
@@ -18,6 +19,21 @@ def test_demo_config_names():
         demo_config_name("maze")
     with pytest.raises(ValueError, match="--task applies to the metaworld demo only"):
         run_demo("pusht", task="reach")
+    with pytest.raises(ValueError, match="config 'pusht_keypoints_5k' is for env 'pusht', not the demo's --env 'wall'"):
+        run_demo("wall", config="pusht_keypoints_5k")
+
+
+def test_pusht_cpu_recipe_preset():
+    """The 2-hour Push-T recipe: the quick recipe on 5k trajectories, its encoder pretrained as long as on 1k."""
+    cfg = load_config("pusht_keypoints_5k")
+    quick = load_config("pusht_keypoints")
+    assert (cfg.collect.episodes, cfg.train.epochs, cfg.train.keep_epoch_checkpoints) == (5000, 10, True)
+    assert cfg.model.predictor == quick.model.predictor and cfg.plan == quick.plan and cfg.eval == quick.eval
+    encoder = load_config(cfg.model.encoder.pretrain)
+    assert (
+        encoder.train.max_steps == 750
+        and encoder.model.encoder == load_config(quick.model.encoder.pretrain).model.encoder
+    )
 
 
 def test_tiny_metaworld_demo_with_task(tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ gymnasium ids (``gymnasium.make("jepa_wms/Wall-v0")``); the public API is import
 - ``build_world_model`` / ``WorldModel`` — ``encode`` observations, ``rollout`` actions; ``save_world_model`` /
   ``load_world_model`` — a world model as a checkpoint file
 - ``train`` — train a world model; ``pretrain`` — pretrain an image encoder alone (frame autoencoder);
-  ``evaluate`` — plan seeded episodes and score them
+  ``evaluate`` — plan seeded episodes and score them; ``evaluate_action_score`` / ``action_score`` — the offline
+  DROID action score of a checkpoint / of a model object
 - ``CEMPlanner`` / ``goal_cost`` — plan in latent space; ``run_mpc`` — the receding-horizon loop that drives envs
 - ``run_demo`` — collect → train → evaluate
 - ``resolve_weights`` — a weight file by local path or URL (cached download)
@@ -45,6 +46,8 @@ _EXPORTS = {
     "train": "jepa_wms.training",
     "pretrain": "jepa_wms.training",
     "evaluate": "jepa_wms.evaluation",
+    "evaluate_action_score": "jepa_wms.evaluation",
+    "action_score": "jepa_wms.evaluation",
     "CEMPlanner": "jepa_wms.planning",
     "NevergradPlanner": "jepa_wms.planning",
     "goal_cost": "jepa_wms.planning",

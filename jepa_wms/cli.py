@@ -169,6 +169,9 @@ def _eval(args: argparse.Namespace) -> None:
     from .runtime import dist_info
 
     checkpoint = None if args.checkpoint is None else checkpoint_path(args.checkpoint)
+    if args.protocol == "action-score":
+        _action_score(args)
+        return
     if args.head is not None:
         # As the config key, so that SLURM jobs and several checkpoints carry it like any other override.
         args.overrides = [*args.overrides, f"eval.head={checkpoint_path(args.head)}"]
@@ -205,6 +208,35 @@ def _eval(args: argparse.Namespace) -> None:
     if talk:
         print(_results_table(res["env"], res))
         print(f"results: {args.out}/results.json")
+
+
+def _action_score(args: argparse.Namespace) -> None:
+    from .evaluation import evaluate_action_score
+    from .paths import checkpoint_path, dataset_path
+
+    unused = [f for f in ("checkpoints", "runs", "last_epochs", "env", "config", "head", "slurm") if getattr(args, f)]
+    if unused:
+        raise ValueError(f"--protocol action-score takes --checkpoint and --data, not --{unused[0].replace('_', '-')}")
+    if args.checkpoint is None or args.data is None:
+        raise ValueError("--protocol action-score needs --checkpoint CK and --data DIR (a 7-D pose dataset)")
+    res = evaluate_action_score(
+        checkpoint_path(args.checkpoint),
+        dataset_path(args.data),
+        args.out,
+        seed=args.seed,
+        episodes=args.episodes,
+        overrides=args.overrides,
+        device=args.device,
+    )
+    rows = [
+        ("episodes", res["episodes"]),
+        ("action score", f"{res['score']:.1f}  (zero plan {res['zero_plan_score']:.1f})"),
+        ("mean E_xyz", f"{res['mean_e_xyz']:.4f} m  (zero plan {res['zero_plan_mean_e_xyz']:.4f})"),
+        ("mean E_rot / E_grip", f"{res['mean_e_rot']:.4f} rad / {res['mean_e_grip']:.4f}"),
+        ("planning s / episode", f"{res['planning_seconds_per_episode']:.2f}"),
+    ]
+    print("\n" + "\n".join(f"  {k:<20}  {v}" for k, v in rows) + "\n")
+    print(f"results: {args.out}/results.json, episodes: {args.out}/episodes.csv")
 
 
 def _grid(args: argparse.Namespace) -> None:

@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--env", default=None, help="without --checkpoint: the env whose simulator plans (e.g. pusht)")
     e.add_argument("--config", default=None, help="without --checkpoint: config (default: the env's quick demo one)")
     e.add_argument("--data", default=None, help="dataset for action stats and dset goals (default: collect one)")
+    e.add_argument(
+        "--protocol", default="mpc", choices=("mpc", "action-score"),
+        help="mpc: plan and act in the env (default); action-score: the offline DROID score of --checkpoint on the "
+        "recorded 7-D pose clips of --data (results.json + episodes.csv)",
+    )  # fmt: skip
     e.add_argument("--head", default=None, help="image head: videos show the imagined plan too (eval.head=HEAD)")
     e.add_argument("--episodes", type=int, default=None)
     e.add_argument("--seed", type=int, default=None)

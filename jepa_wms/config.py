@@ -43,6 +43,7 @@ SimCost = Literal["state", "pixels"]
 VideoFormat = Literal["gif", "mp4"]
 GoalSource = Literal["env", "dset"]
 EvalMode = Literal["inline", "separate"]
+ProprioDynamics = Literal["predicted", "pose"]
 
 
 @dataclass
@@ -207,7 +208,10 @@ class PlanConfig:
     execute: int = 6  # model actions executed before replanning (H = execute: one open-loop plan)
     cost: PlanCost = "L2"  # "L2" | "L1" latent distance on the final predicted step
     alpha: float = 1.0  # weight of the proprio term in the cost
-    action_clip: float = 2.0  # clip planned actions to ±this many data std (0 disables)
+    # clip planned actions. A number c: ±c data std in every dim (the planner's normalised units; 0 disables). A list
+    # [c_0, …, c_{A-1}], one per raw action dim of one env step: |a_d| <= c_d in the data's own units (7-D pose:
+    # metres, radians, gripper), mapped through the model's action stats (DROID: [0.1,0.1,0.1,0.1,0.1,0.1,0.75])
+    action_clip: float | list[float] = 2.0
     episode_chunk: int = 32  # episodes planned together in one batch (at most: memory_gb may lower it)
     # frames kept in the predictor's key/value cache during planning rollouts (sliding-window attention, positions
     # stay absolute): 0 = all of them; 2 bounds the cache like the original planner's 2-frame window
@@ -223,6 +227,34 @@ class PlanConfig:
     model: PlanModel = "world_model"
     sim_cost: SimCost = "state"  # model=simulator: "state" (the env's state_cost) | "pixels" (rendered frame + proprio)
     sim_workers: int = 0  # model=simulator: rollout processes (0 = one per CPU core); results do not depend on it
+    # proprio of a rollout: "predicted" (the model's own prediction; a model that predicts none keeps the observed
+    # proprio) | "pose": 7-D pose proprio advanced by composing it with each planned action (datasets/pose_actions.py),
+    # as the original planned V-JEPA-2-AC on DROID (needs raw 7-D pose actions and proprio)
+    proprio_dynamics: ProprioDynamics = "predicted"
+
+    def __post_init__(self) -> None:
+        self.action_clip = _action_clip(self.action_clip)
+
+
+def _action_clip(value: Any) -> float | list[float]:
+    """``plan.action_clip`` as a float or a list of floats; the ranges table then checks every bound is >= 0."""
+    key = "config key 'plan.action_clip'"
+
+    def number(item: Any, where: str) -> float:
+        if isinstance(item, str):  # YAML 1.1 reads '5e-2' (no dot) as a string
+            try:
+                return float(item)
+            except ValueError:
+                pass
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise ConfigError(f"{where} must be a number or a list of numbers (one per action dim), got {item!r}")
+        return float(item)
+
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ConfigError(f"{key} is []; expected a number or one bound per action dim")
+        return [number(v, f"config key 'plan.action_clip[{i}]'") for i, v in enumerate(value)]
+    return number(value, key)
 
 
 @dataclass

@@ -28,6 +28,7 @@ _EXPORTS = {
     "TrajectoryWriter": "storage",
     "resolve_path": "storage",
     "WindowDataset": "windows",
+    "VideoWindowDataset": "video_windows",
     "LatentCache": "latents",
     "LatentCacheError": "latents",
     "split_episodes": "windows",
@@ -45,6 +46,7 @@ __all__ = [
     "Policy",
     "TrajectoryStore",
     "TrajectoryWriter",
+    "VideoWindowDataset",
     "WindowDataset",
     "collect",
     "collect_episode",
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
         TrajectoryWriter,
         resolve_path,
     )
+    from jepa_wms.datasets.video_windows import VideoWindowDataset
     from jepa_wms.datasets.windows import WindowDataset, split_episodes
 
 

@@ -1,6 +1,8 @@
 """Evaluation: seeded planning episodes driven by the receding-horizon loop, success rates, results files, videos
-and plots; pooled over the last epochs of several runs (``epochs.py``); grids of planning settings (``grid.py``)."""
+and plots; pooled over the last epochs of several runs (``epochs.py``); grids of planning settings (``grid.py``);
+the offline DROID action score on recorded clips (``action_score.py``)."""
 
+from .action_score import action_score, evaluate_action_score
 from .epochs import checkpoint_folders, evaluate_checkpoints, last_epoch_checkpoints, pooled_stats, summary_table
 from .evaluate import evaluate, plan_episodes, run_evaluation, summarize
 from .goals import DatasetGoals, episode_start_goal
@@ -9,6 +11,7 @@ from .grid_report import pivot_table, plot_grid_success
 from .setup import EvalSetup, TrainedModel, checkpoint_setup, load_trained, simulator_setup
 
 __all__ = [
+    "action_score",
     "DatasetGoals",
     "EvalSetup",
     "GridSpec",
@@ -17,6 +20,7 @@ __all__ = [
     "checkpoint_setup",
     "episode_start_goal",
     "evaluate",
+    "evaluate_action_score",
     "evaluate_checkpoints",
     "evaluate_grid",
     "grid_cells",

@@ -35,7 +35,7 @@ from ..datasets import DatasetError
 from ..envs import env_spec, make_env
 from ..layers import set_head_padding
 from ..planning.memory import eval_batch_sizes
-from ..planning.registry import build_planner
+from ..planning.registry import build_planner, model_action_stats
 from ..runlock import folder_lock
 from ..runtime import EVAL_TIMEOUT, autocast, distributed, on_rank0, resolve_device, resolve_dtype, seeded_generator
 from .goals import DatasetGoals, episode_start_goal
@@ -75,6 +75,7 @@ def _eval_fingerprint(cfg: ExperimentConfig, identity: dict[str, Any], seed: int
                 for k, v in cfg.plan.__dict__.items()
                 if k not in ("episode_chunk", "sim_workers", "memory_gb", "pad_heads")
                 and not (k == "kv_window" and v == 0)  # the default: folders from before the key still resume
+                and not (k == "proprio_dynamics" and v == "predicted")  # likewise
                 and cfg.plan.planner in _PLANNER_ONLY_KEYS.get(k, (cfg.plan.planner,))
                 and (simulator or k not in _SIMULATOR_ONLY_KEYS)
             },
@@ -125,7 +126,7 @@ def plan_episodes(
         envs,
         first,
         goals,
-        build_planner(cfg.plan),
+        build_planner(cfg.plan, model_action_stats(model)),
         [seeded_generator(seed, k, 7) for k in indices],
         horizon=cfg.plan.horizon,
         execute=cfg.plan.execute,
@@ -137,6 +138,7 @@ def plan_episodes(
         kv_window=cfg.plan.kv_window,
         max_rows=max_rows,
         imagine=imagine,
+        proprio_dynamics=cfg.plan.proprio_dynamics,
     )
     return envs, specs, goals, traces
 
@@ -283,7 +285,7 @@ def run_evaluation(
     with distributed(dev, EVAL_TIMEOUT) as (rank, world), contextlib.ExitStack() as held:
         # Settings are refused before the folder is claimed, so that the corrected rerun may use it. Every rank
         # checks them (the same settings give the same refusal), and each needs its own goals anyway.
-        build_planner(cfg.plan)
+        build_planner(cfg.plan, model_action_stats(model))
         head = load_video_head(setup)  # refused (another encoder, a state head) before the folder is claimed too
         dataset_goals = _dataset_goals(cfg, setup.dataset)
         on_rank0(lambda: _claim(out_dir, fingerprint, held))

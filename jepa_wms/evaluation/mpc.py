@@ -57,16 +57,20 @@ def run_mpc(
     kv_window: int = 0,
     max_rows: int = 0,
     imagine: Sequence[bool] | None = None,
+    proprio_dynamics: str = "predicted",
 ) -> list[EpisodeTrace]:
     """Drive ``envs`` (one per episode, already reset to their start states) towards their goals for ``total_steps``
     env steps. ``goal_obs`` are the goal observations (pixels + proprio, and ``state``: the goal's exact env state).
     ``model`` is a `WorldModel` (wrapped in `LatentDynamics`) or any other `Dynamics`, such as the simulator oracle.
-    ``kv_window`` and ``max_rows`` bound a world model's rollout memory (`LatentDynamics`). ``imagine[b]`` records
+    ``kv_window`` and ``max_rows`` bound a world model's rollout memory and ``proprio_dynamics`` says how its
+    proprio advances (`LatentDynamics`). ``imagine[b]`` records
     in episode b's trace what the world model predicts for each chosen plan (``imagined.py``). Returns one trace per
     episode."""
     device = torch.device(device)
     if isinstance(model, WorldModel):
-        dyn = LatentDynamics(model, device, autocast_ctx, kv_window=kv_window, max_rows=max_rows)
+        dyn = LatentDynamics(
+            model, device, autocast_ctx, kv_window=kv_window, max_rows=max_rows, proprio_dynamics=proprio_dynamics
+        )
     else:
         dyn = model
     traces = [

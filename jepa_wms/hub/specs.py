@@ -106,6 +106,7 @@ def _sim(kind: str, env: str) -> PublishedModel:
 
 
 def _droid(name: str, file: str, predictor: str, encoder: str, img: int, **kw: Any) -> PublishedModel:
+    kw.setdefault("plan", _DROID_PLAN)
     return PublishedModel(
         name=name,
         env="droid",
@@ -118,7 +119,6 @@ def _droid(name: str, file: str, predictor: str, encoder: str, img: int, **kw: A
         frameskip=1,
         raw_action_dim=7,
         stats="droid",
-        plan=_DROID_PLAN,
         **kw,
     )
 
@@ -131,7 +131,14 @@ PUBLISHED_MODELS: dict[str, PublishedModel] = {
         "vjepa2_ac_droid", "droid_vj2ac_noprop.pth.tar", "vjepa2_ac", "vjepa2_vitg16", 256, normalize_reps=True
     ),
     # The V-JEPA 2 open-source AC model (with proprio), whose training loss had a bug (JEPA-WMs paper, appendix).
+    # Its proprio token is fed the pose composed with the planned actions, as the original's planner did.
     "vjepa2_ac_oss": _droid(
-        "vjepa2_ac_oss", "droid_vj2ac_oss-prop.pth.tar", "vjepa2_ac", "vjepa2_vitg16", 256, normalize_reps=True
+        "vjepa2_ac_oss",
+        "droid_vj2ac_oss-prop.pth.tar",
+        "vjepa2_ac",
+        "vjepa2_vitg16",
+        256,
+        normalize_reps=True,
+        plan={**_DROID_PLAN, "proprio_dynamics": "pose"},
     ),
 }

@@ -16,6 +16,7 @@ from torch import Tensor
 from ..world_model import LatentState, WorldModel
 from .base import CostFn
 from .objectives import goal_cost
+from .pose_dynamics import check_pose_model, pose_rollout
 
 
 class Dynamics(Protocol):
@@ -54,18 +55,27 @@ def latent_goal_cost_fn(
     autocast_ctx: Callable,
     kv_window: int = 0,
     max_rows: int = 0,
+    proprio_dynamics: str = "predicted",
 ) -> CostFn:
     """Build ``(B, S, H, A) → (B, S)``: roll every candidate out from the (B, 1) context, score the last step.
 
     ``kv_window`` is passed to ``WorldModel.rollout``. ``max_rows`` >= 1 rolls the B·S candidates out in
     sub-batches of at most that many rows (``planning.memory`` sizes it from the memory budget) and concatenates
     their last steps: rows are independent, so the costs equal the unsplit rollout's; 0 = one rollout.
+    ``proprio_dynamics="pose"`` advances a 7-D pose proprio by composition instead (`pose_rollout`).
     """
+    if proprio_dynamics == "pose":
+        check_pose_model(model)
+    elif proprio_dynamics != "predicted":
+        raise ValueError(f"plan.proprio_dynamics must be 'predicted' or 'pose', got {proprio_dynamics!r}")
 
     def last_step(ctx: LatentState, rows: slice, candidates: Tensor) -> tuple[Tensor, Tensor | None]:
         sub = LatentState(ctx.visual[rows], None if ctx.proprio is None else ctx.proprio[rows])
         with autocast_ctx():
-            pred = model.rollout(sub, candidates[rows], kv_window=kv_window)
+            if proprio_dynamics == "pose":
+                pred = pose_rollout(model, sub, candidates[rows], kv_window=kv_window)
+            else:
+                pred = model.rollout(sub, candidates[rows], kv_window=kv_window)
         return pred.visual[:, -1].float(), None if pred.proprio is None else pred.proprio[:, -1].float()
 
     def cost(candidates: Tensor) -> Tensor:
@@ -97,11 +107,18 @@ class LatentDynamics:
     """A `WorldModel` as `Dynamics`: observations are encoded, candidates scored in latent space."""
 
     def __init__(
-        self, model: WorldModel, device: torch.device, autocast_ctx: Callable, kv_window: int = 0, max_rows: int = 0
+        self,
+        model: WorldModel,
+        device: torch.device,
+        autocast_ctx: Callable,
+        kv_window: int = 0,
+        max_rows: int = 0,
+        proprio_dynamics: str = "predicted",
     ) -> None:
         self.model, self.device, self.autocast_ctx = model.eval(), device, autocast_ctx
         # Memory knobs of the rollouts (see `latent_goal_cost_fn`): a key/value window and a candidate sub-batch.
         self.kv_window, self.max_rows = kv_window, max_rows
+        self.proprio_dynamics = proprio_dynamics
         self.frameskip, self.action_dim = model.frameskip, model.action_dim
 
     def denormalize_actions(self, actions: Tensor) -> Tensor:
@@ -112,8 +129,9 @@ class LatentDynamics:
 
     def cost_fn(self, current: LatentState, goal: LatentState, alpha: float, kind: str) -> CostFn:
         return latent_goal_cost_fn(
-            self.model, current, goal, alpha, kind, self.autocast_ctx, self.kv_window, self.max_rows
-        )
+            self.model, current, goal, alpha, kind, self.autocast_ctx, self.kv_window, self.max_rows,
+            self.proprio_dynamics,
+        )  # fmt: skip
 
 
 def _observe(model: WorldModel, obs: Sequence[dict], device: torch.device) -> LatentState:

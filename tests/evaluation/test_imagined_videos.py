@@ -46,7 +46,7 @@ def test_videos_show_the_imagined_plan(tiny_checkpoint, tiny_image_head, tmp_pat
     plain, plain_video = _eval(tiny_checkpoint, tmp_path / "plain")
     plans, written = [], []
     build = evaluate_module.build_planner
-    monkeypatch.setattr(evaluate_module, "build_planner", lambda cfg: _Recording(build(cfg), plans))
+    monkeypatch.setattr(evaluate_module, "build_planner", lambda cfg, *stats: _Recording(build(cfg, *stats), plans))
     write = imagined_module.write_frames
     monkeypatch.setattr(
         imagined_module, "write_frames", lambda path, images, fps: write(path, written.extend(images) or images, fps)

@@ -33,7 +33,7 @@ from jepa_wms.datasets.formats.robot_video import (
 )
 from jepa_wms.datasets.storage import DatasetError
 
-__all__ = ["LEROBOT", "read"]
+__all__ = ["LEROBOT", "Source", "read"]
 
 VERSIONS = ("v2.0", "v2.1", "v3.0")
 GRID_TOL = 1e-4  # seconds: LeRobot's own tolerance for timestamps off the frame grid
@@ -134,65 +134,87 @@ def _column(table: Any, name: str) -> np.ndarray:
     return np.asarray(table.column(name).to_pylist(), dtype=np.float64).reshape(table.num_rows, -1)
 
 
-def read(
-    root: Path, img_size: int | None = None, camera: str | None = None, state: str = "observation.state",
-    action: str = "pose-delta", fps: float | str | None = None,
-) -> tuple[int, Iterator[Episode]]:  # fmt: skip
-    root = Path(root)
-    info = _info(root)
-    features = info.get("features", {})
-    if camera is None:
-        cams = sorted(k for k, v in features.items() if v.get("dtype") in ("video", "image"))
-        if len(cams) != 1:
-            raise DatasetError(f"{root}: pick a camera with camera= (image features: {', '.join(cams) or 'none'})")
-        camera = cams[0]
-    is_video = _feature(info, camera, root, "camera").get("dtype") == "video"
-    _feature(info, state, root, "state")
-    if action != "pose-delta":
-        _feature(info, action, root, "action")
-    fps = float(fps if fps is not None else info.get("fps", 0))
-    kept_indices(2, fps)  # a bad fps fails here, before any decoding
-    eps = _episodes(root, info, camera, is_video)
-    if not eps:
-        raise DatasetError(f"{root}: no episodes listed in meta/")
-    columns = ["timestamp", "episode_index", state] + ([] if is_video else [camera])
-    columns += [] if action == "pose-delta" else [action]
-    tables = _Tables(list(dict.fromkeys(columns)))
+class Source:
+    """A LeRobot dataset with its options resolved and checked, before any frame is decoded (`read` and
+    `jepa_wms.datasets.video_windows` share it, so both apply the same checks)."""
 
-    def episode(ep: dict[str, Any]) -> Episode | None:
+    def __init__(
+        self, root: Path, camera: str | None = None, state: str = "observation.state",
+        action: str = "pose-delta", fps: float | str | None = None,
+    ):  # fmt: skip
+        self.root = root = Path(root)
+        info = _info(root)
+        features = info.get("features", {})
+        if camera is None:
+            cams = sorted(k for k, v in features.items() if v.get("dtype") in ("video", "image"))
+            if len(cams) != 1:
+                raise DatasetError(f"{root}: pick a camera with camera= (image features: {', '.join(cams) or 'none'})")
+            camera = cams[0]
+        self.camera, self.state, self.action = camera, state, action
+        self.is_video = _feature(info, camera, root, "camera").get("dtype") == "video"
+        _feature(info, state, root, "state")
+        if action != "pose-delta":
+            _feature(info, action, root, "action")
+        self.fps = float(fps if fps is not None else info.get("fps", 0))
+        kept_indices(2, self.fps)  # a bad fps fails here, before any decoding
+        self.episodes = _episodes(root, info, camera, self.is_video)
+        if not self.episodes:
+            raise DatasetError(f"{root}: no episodes listed in meta/")
+        columns = ["timestamp", "episode_index", state] + ([] if self.is_video else [camera])
+        columns += [] if action == "pose-delta" else [action]
+        self._tables = _Tables(list(dict.fromkeys(columns)))
+
+    def table(self, ep: dict[str, Any]) -> tuple[str, Any, np.ndarray]:
+        """(where, rows, timestamps) of one episode; row counts and the fps grid are checked."""
         where = f"{ep['data']} (episode {ep['index']})"
-        table = tables.get(ep["data"])
+        table = self._tables.get(ep["data"])
         if ep["rows"] is not None:  # v3: this episode's rows of the shared file
             table = table.filter(_eq(table, ep["index"]))
             if table.num_rows != ep["rows"][1] - ep["rows"][0]:
                 raise DatasetError(f"{where}: {table.num_rows} rows but meta says {ep['rows'][1] - ep['rows'][0]}")
+        fps = self.fps
         ts = _column(table, "timestamp")[:, 0]
         grid = ts[0] + np.arange(len(ts)) / fps
         off = np.abs(ts - grid) > GRID_TOL
         if off.any() or abs(ep["start"] * fps - round(ep["start"] * fps)) > GRID_TOL * fps:
             k = int(np.argmax(off))
             raise DatasetError(f"{where}: timestamp: off the {fps:g} fps grid at frame {k} (t={ts[k]:.6f} s)")
-        keep = kept_indices(len(ts), fps)
-        if len(keep) < 2:
-            return None
-        if is_video:
-            frames, _ = decode_video(
-                ep["video"], keep, size=img_size, start=ep["start"] + ts[0], fps=fps, where=f"{ep['video']}"
-            )
-        else:
-            cells = table.column(camera).to_pylist()
-            raw = [decode_png(_image_bytes(cells[k], where, camera), where) for k in keep]
-            frames = crop_resize(np.stack(raw), img_size)
-        st = _column(table, state)
-        if action == "pose-delta":
-            return pose_episode(frames, check_pose(st, where, state)[keep])
+        return where, table, ts
+
+    def episode(self, where: str, table: Any, keep: np.ndarray, frames: np.ndarray) -> Episode:
+        """The episode (or window) of kept raw rows ``keep`` whose frames are ``frames``."""
+        st = _column(table, self.state)
+        if self.action == "pose-delta":
+            return pose_episode(frames, check_pose(st, where, self.state)[keep])
         if not np.isfinite(st).all():
-            raise DatasetError(f"{where}: {state}: NaN or inf")
-        acts = _column(table, action)[keep[:-1]]
+            raise DatasetError(f"{where}: {self.state}: NaN or inf")
+        acts = _column(table, self.action)[keep[:-1]]
         st = st[keep]
         return {"pixels": frames, "actions": acts, "proprio": st, "state": st}
 
-    return len(eps), kept_episodes("lerobot", eps, episode, lambda ep: f"episode {ep['index']}")
+
+def read(
+    root: Path, img_size: int | None = None, camera: str | None = None, state: str = "observation.state",
+    action: str = "pose-delta", fps: float | str | None = None,
+) -> tuple[int, Iterator[Episode]]:  # fmt: skip
+    src = Source(root, camera, state, action, fps)
+
+    def episode(ep: dict[str, Any]) -> Episode | None:
+        where, table, ts = src.table(ep)
+        keep = kept_indices(len(ts), src.fps)
+        if len(keep) < 2:
+            return None
+        if src.is_video:
+            frames, _ = decode_video(
+                ep["video"], keep, size=img_size, start=ep["start"] + ts[0], fps=src.fps, where=f"{ep['video']}"
+            )
+        else:
+            cells = table.column(src.camera).to_pylist()
+            raw = [decode_png(_image_bytes(cells[k], where, src.camera), where) for k in keep]
+            frames = crop_resize(np.stack(raw), img_size)
+        return src.episode(where, table, keep, frames)
+
+    return len(src.episodes), kept_episodes("lerobot", src.episodes, episode, lambda ep: f"episode {ep['index']}")
 
 
 def _eq(table: Any, index: int) -> Any:

@@ -131,6 +131,16 @@ class PlanningEnvBase(gymnasium.Env):
         info = self._info()
         return self._observation(), -info["distance"], False, False, info
 
+    def render_state(self, state: np.ndarray) -> np.ndarray:
+        """A frame of ``state``; the env's own state is restored. Envs that can draw a state without touching the
+        simulation (Push-T, PointMaze, Wall) override it."""
+        saved = self.get_state()
+        try:
+            self.set_state(state)
+            return self.render()
+        finally:
+            self.set_state(saved)
+
     def _info(self) -> dict[str, Any]:
         state = self.get_state()
         dist = self.distance(state, self._goal)

@@ -231,14 +231,6 @@ class FrankaTabletopEnv(PlanningEnvBase):
             raise RuntimeError("FrankaTabletopEnv: all-zero frame; headless rendering needs MUJOCO_GL=egl or osmesa")
         return img
 
-    def render_state(self, state: np.ndarray) -> np.ndarray:
-        saved = self.get_state()
-        try:
-            self.set_state(state)
-            return self.render()
-        finally:
-            self.set_state(saved)
-
     def close(self) -> None:
         if self._renderer is not None:
             release_renderer(self._renderer)

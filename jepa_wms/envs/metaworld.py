@@ -292,14 +292,6 @@ class MetaworldEnv(PlanningEnvBase):
             )
         return img
 
-    def render_state(self, state: np.ndarray) -> np.ndarray:
-        saved = self.get_state()
-        try:
-            self.set_state(state)
-            return self.render()
-        finally:
-            self.set_state(saved)
-
     def close(self) -> None:
         if self._renderer is not None:
             release_renderer(self._renderer)

@@ -65,6 +65,9 @@ class DataConfig:
     preload: Preload | bool = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
     # "auto": train on a complete matching `jepa-wms encode` cache when the encoder is frozen; "off"; or a cache path
     latents: str | bool = "auto"
+    # False: the model takes actions in the data's own units (mean 0, std 1 stats), as the released DROID models,
+    # so plan.init_std and plan.action_clip are in metres / radians; True: z-scored per dimension
+    normalize_actions: bool = True
 
     def __post_init__(self) -> None:
         # YAML reads the documented `preload: false` (and `true`, `off`, `no`, ...) as a bool.

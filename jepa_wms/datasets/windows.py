@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from jepa_wms.datasets.normalize import Normalizer
 from jepa_wms.datasets.storage import TrajectoryStore
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class WindowDataset:
         episodes: episode ids to draw windows from (default: all).
         latents: a complete latent cache of ``store``; batches then hold ``latents`` instead of ``pixels``.
         pixels: False leaves frames out of the batches entirely (a state-encoder model reads only ``state``).
+        action_stats: what actions are normalised by (default the store's; a model's own stats when it takes
+            them raw, ``data.normalize_actions=false``).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class WindowDataset:
         episodes: Sequence[int] | np.ndarray | None = None,
         latents: LatentCache | None = None,
         pixels: bool = True,
+        action_stats: Normalizer | None = None,
     ):
         if num_frames < 1 or frameskip < 1:
             raise ValueError(f"WindowDataset: need num_frames >= 1 and frameskip >= 1, got {num_frames}, {frameskip}")
@@ -65,6 +69,7 @@ class WindowDataset:
                 f"done) does not cover the {store.num_frames} frames of {store.path}"
             )
         self.store = store
+        self.action_stats = store.action_stats if action_stats is None else action_stats
         self.latents = latents
         self.pixels = bool(pixels)
         self.num_frames = int(num_frames)
@@ -115,7 +120,7 @@ class WindowDataset:
         store, t, k = self.store, self.num_frames, self.frameskip
         frames = self.frame_indices(idx)  # (B, T)
         action_rows = self._first[idx][:, None] + self._action_offsets  # (B, (T-1)·k)
-        actions = store.action_stats.normalize(store.actions[action_rows])  # (B, (T-1)·k, A)
+        actions = self.action_stats.normalize(store.actions[action_rows])  # (B, (T-1)·k, A)
         b = len(idx)
         if not self.pixels:
             visual = {}

@@ -101,7 +101,10 @@ def load_clips(
     order = [int(e) for e in np.concatenate([val_eps, train_eps]) if store.episode_lengths[e] >= span][:episodes]
     if not order:
         raise ValueError(f"no episode of {store.path} has the {span} frames {context} + {steps} steps need")
-    windows = WindowDataset(store, context + steps, cfg.data.frameskip, order, pixels=model.observation_key == "pixels")
+    pixels = model.observation_key == "pixels"
+    windows = WindowDataset(
+        store, context + steps, cfg.data.frameskip, order, pixels=pixels, action_stats=model.action_normalizer()
+    )
     firsts = windows.frame_indices(np.arange(len(windows)))[:, 0]
     # Windows are listed episode by episode, start by start: an episode's first window starts at its first frame.
     ids = [int(np.flatnonzero(firsts == store.episode_starts[e])[0]) for e in sorted(order)]

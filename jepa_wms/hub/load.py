@@ -183,7 +183,7 @@ def published_config(
         env=spec.env,
         data=DataConfig(frameskip=spec.frameskip),
         model=ModelConfig(encoder=encoder, predictor=predictor, proprio_emb_dim=proprio_dim, proprio_space=space),
-        plan=PlanConfig(**spec.plan, action_clip=0.0),
+        plan=PlanConfig(**{"action_clip": 0.0, **spec.plan}),
     )
     # Checked like any config (choices, ranges) and completed as one (an unset position-table length).
     return config_from_dict(cfg.to_dict())

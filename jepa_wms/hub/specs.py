@@ -80,7 +80,11 @@ class PublishedModel:
 
 _SIM_PLAN = {"horizon": 6, "execute": 6, "iterations": 30, "num_samples": 300, "num_elites": 10, "alpha": 0.1}
 _MW_PLAN = {**_SIM_PLAN, "execute": 3}
-_DROID_PLAN = {"horizon": 3, "execute": 3, "iterations": 15, "num_samples": 300, "num_elites": 10, "alpha": 0.0}
+# Raw DROID units (the released models take unnormalised actions): init std 0.1 m / rad, the original's max_norms.
+_DROID_PLAN = {
+    "horizon": 3, "execute": 3, "iterations": 15, "num_samples": 300, "num_elites": 10, "alpha": 0.0,
+    "init_std": 0.1, "action_clip": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.75],
+}  # fmt: skip
 _SIM_ENVS = {"wall": "wall", "pointmaze": "pointmaze", "pusht": "pusht", "metaworld": "metaworld-reach-wall"}
 _SHORT = {"wall": "wall", "pointmaze": "mz", "pusht": "pt", "metaworld": "mw"}
 _ACTION_DIM = {"wall": 2, "pointmaze": 2, "pusht": 2, "metaworld": 4}

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..checkpoint import atomic_write_bytes, remove_stale_temporaries, save_checkpoint
 from ..config import ExperimentConfig
-from ..datasets import TrajectoryStore, WindowDataset, split_episodes
+from ..datasets import Normalizer, TrajectoryStore, WindowDataset, split_episodes
 from ..runlock import folder_lock
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
@@ -51,6 +51,8 @@ class TrainingError(RuntimeError):
 def build_from_store(cfg: ExperimentConfig, store: TrajectoryStore) -> WorldModel:
     """The model ``cfg`` describes, with the dataset's normalisation stats (a state encoder's too, from ``/state``)."""
     a, p = store.action_stats, store.proprio_stats
+    if not cfg.data.normalize_actions:  # the data's own units: identity stats
+        a = Normalizer(np.zeros(a.dim), np.ones(a.dim))
     model = build_world_model(
         cfg.model,
         raw_action_dim=store.action_dim,
@@ -200,7 +202,7 @@ def train(
         if latents is None and pixels and preload is not False:
             store.close()
             store = TrajectoryStore(data_dir, preload=preload)
-        windows = {"latents": latents, "pixels": pixels}
+        windows = {"latents": latents, "pixels": pixels, "action_stats": model.action_normalizer()}
         train_set = WindowDataset(store, num_frames, frameskip, train_eps, **windows)
         val_set = WindowDataset(store, num_frames, frameskip, val_eps, **windows)
         logger = RunLogger(out_dir, enabled=rank == 0)

@@ -1,4 +1,4 @@
-"""``jepa-wms collect|convert|droid-index|encode|pretrain|train|eval|grid|hub|demo|train-head|decode``: a thin
+"""``jepa-wms collect|convert|export|droid-index|encode|pretrain|train|eval|grid|hub|demo|train-head|decode``: a thin
 command line over the Python API (the flags are in `jepa_wms.cli_args`)."""
 
 from __future__ import annotations
@@ -56,6 +56,23 @@ def _layout_options(args: argparse.Namespace) -> dict[str, str] | None:
             raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
         options[key] = value
     return options or None
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .datasets.export import export_droid_raw
+    from .datasets.storage import TrajectoryStore
+    from .paths import dataset_path
+
+    data = dataset_path(args.data)
+    ids = None
+    if args.episodes is not None:
+        start, sep, stop = args.episodes.partition(":")
+        if not sep or not all(p.strip().lstrip("-").isdigit() or not p.strip() for p in (start, stop)):
+            raise ValueError(f"--episodes takes START:STOP (a Python slice of episode ids), got {args.episodes!r}")
+        with TrajectoryStore(data, preload=False) as store:
+            count = store.num_episodes
+        ids = list(range(count))[slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None)]
+    print(f"wrote {export_droid_raw(data, args.out, fps=args.fps, episodes=ids)}")
 
 
 def _droid_index(args: argparse.Namespace) -> None:
@@ -198,7 +215,7 @@ def _eval(args: argparse.Namespace) -> None:
     data = None if args.data is None else dataset_path(args.data)
     if several is not None:
         if args.env is not None or args.config is not None:
-            raise ValueError("--env/--config describe a run without a checkpoint; the checkpoints have their own")
+            raise ValueError("--env/--config go with one --checkpoint or none; the checkpoints have their own")
         summary = evaluate_checkpoints(several, args.out, data=data, **options)
         if talk:
             print(summary_table(summary))
@@ -304,6 +321,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "collect": _collect,
     "convert": _convert,
     "droid-index": _droid_index,
+    "export": _export,
     "encode": _encode,
     "pretrain": _pretrain,
     "train": _train,

@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="layout option, repeatable, e.g. -o camera=right_mp4_path (robot layouts: camera, state, action, fps)",
     )  # fmt: skip
 
+    x = sub.add_parser("export", help="write a dataset of ours in a published robot layout (droid_raw)")
+    x.add_argument("data", help="dataset folder (trajectories.h5) whose /proprio is the 7-D DROID pose")
+    x.add_argument("--out", required=True, help="folder to write the episode folders into")
+    x.add_argument("--layout", default="droid_raw", choices=["droid_raw"])
+    x.add_argument("--fps", type=float, default=4.0, help="video rate: one frame per dataset frame (stand-in: 4)")
+    x.add_argument("--episodes", default=None, metavar="START:STOP", help="a slice of episode ids (default all)")
+
     di = sub.add_parser("droid-index", help="scan DROID episode folders; write droid_index.json (usable, skipped+why)")
     di.add_argument("root", help="folder of DROID episode folders")
     di.add_argument("--camera", default="left_mp4_path", help="metadata key naming the MP4")
@@ -86,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoints", nargs="+", default=None, metavar="CKPT", help=f"several checkpoints, {several}")
     e.add_argument("--runs", nargs="+", default=None, metavar="RUN", help="training runs: --checkpoints of each run's")
     e.add_argument("--last-epochs", type=int, default=None, metavar="N", help="with --runs: last N epoch_NNN.pt")
-    e.add_argument("--env", default=None, help="without --checkpoint: the env whose simulator plans (e.g. pusht)")
+    e.add_argument(
+        "--env", default=None,
+        help="without --checkpoint: the env whose simulator plans (e.g. pusht); with one trained on other data: "
+        "plan there zero-shot (e.g. a droid model in franka-tabletop-reach)",
+    )  # fmt: skip
     e.add_argument("--config", default=None, help="without --checkpoint: config (default: the env's quick demo one)")
     e.add_argument("--data", default=None, help="dataset for action stats and dset goals (default: collect one)")
     e.add_argument(

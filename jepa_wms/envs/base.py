@@ -9,7 +9,7 @@ so they are read from one place instead of being written back into configs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium
@@ -31,6 +31,8 @@ class EnvSpec:
         frameskip: env steps per model action in the reference protocol.
         eval_steps: env steps per evaluation episode in the reference protocol.
         goal_source: how evaluation goals are drawn (``"random_state"``: ``sample_start_goal``).
+        plan: the reference protocol's ``plan.*`` settings (e.g. horizon, replanning, clips) that a model trained
+            on other data gets when it is evaluated here zero-shot (``jepa-wms eval --checkpoint CK --env NAME``).
     """
 
     name: str
@@ -41,6 +43,7 @@ class EnvSpec:
     frameskip: int
     eval_steps: int
     goal_source: str
+    plan: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

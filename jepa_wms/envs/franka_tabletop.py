@@ -297,6 +297,8 @@ FRANKA_TABLETOP_SPECS: dict[str, EnvSpec] = {
         frameskip=1,
         eval_steps=EVAL_STEPS,
         goal_source="expert",
+        # The reference's zero-shot RoboCasa protocol for DROID-trained models: replan every step, tighter clips.
+        plan={"horizon": 3, "execute": 1, "action_clip": [0.05, 0.05, 0.05, 0.01, 0.01, 0.01, 1.0]},
     )
     for task in TASKS
 }

@@ -43,7 +43,7 @@ from .imagined import load_video_head, write_imagined_video
 from .media import plot_cost_history, plot_trajectories, write_video
 from .mpc import EpisodeTrace, run_mpc
 from .records import append_records, load_records, merge_records, records_file
-from .setup import EvalSetup, checkpoint_setup, load_trained, simulator_setup
+from .setup import EvalSetup, checkpoint_setup, load_trained, simulator_setup, zero_shot
 
 # Keys that only one family of planners reads. Leaving them out of other planners' fingerprints keeps evaluations
 # made before a key existed resumable, and lets a CEM result folder ignore e.g. a changed MPPI temperature.
@@ -219,8 +219,8 @@ def evaluate(
     """Evaluate ``checkpoint`` on seeded episodes; ``overrides`` (``plan.*``, ``eval.*`` keys) change the protocol.
     With ``plan.model=simulator`` the true simulator plans instead of the model (the protocol's ceiling); it needs
     no checkpoint: then ``env`` and/or ``config`` say what to run, and ``data`` (else a dataset collected into
-    ``out_dir/data``) gives the action statistics and ``dset`` goals. Returns the summary that is also written to
-    ``out_dir/results.json``.
+    ``out_dir/data``) gives the action statistics and ``dset`` goals. ``env`` with a checkpoint trained elsewhere
+    plans zero-shot in that env (`zero_shot`). Returns the summary that is also written to ``out_dir/results.json``.
 
     The ``key=value`` strings of the command line end here: this builds the typed setup (`checkpoint_setup`,
     `simulator_setup`) and runs `run_evaluation`, which Python callers with config objects may call directly."""
@@ -229,11 +229,11 @@ def evaluate(
     # The group first: under torchrun on GPUs it picks this rank's GPU, which the model is then loaded onto.
     with distributed(dev, EVAL_TIMEOUT):
         if checkpoint is not None:
-            if env is not None or config is not None:
-                raise ValueError(
-                    "evaluate: --env/--config describe a run without a checkpoint; the checkpoint has its own"
-                )
+            if config is not None:
+                raise ValueError("evaluate: --config describes a run without a checkpoint; the checkpoint has its own")
             trained = load_trained(checkpoint, dev)
+            if env is not None:
+                trained = zero_shot(trained, env)
             protocol = config_from_dict(trained.cfg.to_dict(), overrides, only=("plan", "eval"))
             setup = checkpoint_setup(trained, protocol.plan, protocol.eval, data=data)
         else:

@@ -21,7 +21,7 @@ from ..planning.simulator import SimulatorModel
 from ..runtime import on_rank0
 from ..saved_model import load_world_model
 
-__all__ = ["EvalSetup", "TrainedModel", "checkpoint_setup", "load_trained", "simulator_setup"]
+__all__ = ["EvalSetup", "TrainedModel", "checkpoint_setup", "load_trained", "simulator_setup", "zero_shot"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,32 @@ def load_trained(checkpoint: str | Path, device: torch.device) -> TrainedModel:
     model, cfg, ckpt = load_world_model(checkpoint, device)
     dataset = ckpt.get("dataset", {}).get("path", "")
     return TrainedModel(Path(checkpoint), model, cfg, dict(ckpt.get("env_kwargs", cfg.env_kwargs)), dataset, device)
+
+
+def zero_shot(trained: TrainedModel, env: str) -> TrainedModel:
+    """``trained`` set to plan in ``env``, an env it was not trained on (e.g. a DROID model in the franka-tabletop
+    stand-in): the env's default options, its own goals, and its reference protocol's plan settings
+    (``EnvSpec.plan``) over the checkpoint's. The model's actions (and proprio, when it reads it) must have the
+    env's width: the DROID pose actions are the stand-in's."""
+    from ..envs import env_spec
+
+    if env == trained.cfg.env:
+        return trained
+    spec, model = env_spec(env), trained.model
+    if model.action_mean.numel() != spec.action_dim:
+        raise ValueError(
+            f"evaluate: {trained.path} was trained on {model.action_mean.numel()}-D actions ({trained.cfg.env}); "
+            f"{env} takes {spec.action_dim}-D"
+        )
+    if model.uses_proprio and model.proprio_mean.numel() != spec.proprio_dim:
+        raise ValueError(
+            f"evaluate: {trained.path} reads {model.proprio_mean.numel()}-D proprio; {env} gives {spec.proprio_dim}-D"
+        )
+    cfg = trained.cfg.to_dict()
+    cfg.update(env=env, env_kwargs={})
+    cfg["plan"].update(spec.plan)
+    cfg["eval"].update(goal_source="env", goal_dataset="")
+    return dataclasses.replace(trained, cfg=config_from_dict(cfg), env_kwargs={}, dataset="")
 
 
 def checkpoint_setup(

@@ -7,6 +7,7 @@ key, so a typo never silently falls back to a default (the original read untyped
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ Regularizer = Literal["vicreg", "sigreg", "none"]
 Schedule = Literal["cosine", "constant"]
 Precision = Literal["auto", "fp32", "bf16"]
 Preload = Literal["auto", "true", "false"]
+DataLayout = Literal["auto", "hdf5", "droid_raw", "lerobot"]
 PlannerName = Literal["cem", "mppi", "gd", "adam", "nevergrad", "icem"]
 PlanCost = Literal["L1", "L2"]
 PlanModel = Literal["world_model", "simulator"]
@@ -57,6 +59,10 @@ class CollectConfig:
     policy: str = ""
 
 
+# The options of the video readers (`jepa_wms.datasets.video_windows`) that `data.reader_options` may set.
+READER_OPTIONS = ("camera", "fps", "state", "action")
+
+
 @dataclass
 class DataConfig:
     val_fraction: float = 0.05  # share of episodes held out for validation losses
@@ -68,6 +74,12 @@ class DataConfig:
     # False: the model takes actions in the data's own units (mean 0, std 1 stats), as the released DROID models,
     # so plan.init_std and plan.action_clip are in metres / radians; True: z-scored per dimension
     normalize_actions: bool = True
+    # what the training folder holds: "auto" (trajectories.h5: our HDF5; else a droid_raw or lerobot video folder,
+    # detected from its files), "hdf5", "droid_raw" or "lerobot". Video folders train without conversion: frames
+    # decoded on demand at model.encoder.img_size, as `jepa-wms convert --img-size` would write them (frameskip 1)
+    layout: DataLayout = "auto"
+    # video folders: the reader's options, as `jepa-wms convert -o` takes them: camera, fps; lerobot also state, action
+    reader_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # YAML reads the documented `preload: false` (and `true`, `off`, `no`, ...) as a bool.
@@ -78,6 +90,15 @@ class DataConfig:
             self.latents = "off"
         if not isinstance(self.latents, str) or not self.latents:
             raise ConfigError(f"config key 'data.latents' must be 'auto', 'off' or a cache path, got {self.latents!r}")
+        for name, value in self.reader_options.items():
+            key = f"config key 'data.reader_options.{name}'"
+            if name not in READER_OPTIONS:
+                raise ConfigError(f"unknown {key} (valid: {', '.join(READER_OPTIONS)})")
+            if name == "fps":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                    raise ConfigError(f"{key} must be a positive number (the video frame rate), got {value!r}")
+            elif not isinstance(value, str) or not value:
+                raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
 
 
 @dataclass

@@ -28,6 +28,7 @@ _EXPORTS = {
     "TrajectoryWriter": "storage",
     "resolve_path": "storage",
     "WindowDataset": "windows",
+    "VideoStore": "video_windows",
     "VideoWindowDataset": "video_windows",
     "LatentCache": "latents",
     "LatentCacheError": "latents",
@@ -46,6 +47,7 @@ __all__ = [
     "Policy",
     "TrajectoryStore",
     "TrajectoryWriter",
+    "VideoStore",
     "VideoWindowDataset",
     "WindowDataset",
     "collect",
@@ -72,7 +74,7 @@ if TYPE_CHECKING:
         TrajectoryWriter,
         resolve_path,
     )
-    from jepa_wms.datasets.video_windows import VideoWindowDataset
+    from jepa_wms.datasets.video_windows import VideoStore, VideoWindowDataset
     from jepa_wms.datasets.windows import WindowDataset, split_episodes
 
 

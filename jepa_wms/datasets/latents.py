@@ -52,7 +52,8 @@ def _key(fingerprint: dict[str, Any]) -> str:
 
 
 def dataset_stamp(store: TrajectoryStore) -> dict[str, Any]:
-    """What identifies the frames of a dataset; a rewritten dataset gets a new ``created`` time."""
+    """What identifies the frames of a dataset; a rewritten dataset gets a new ``created`` time (a video folder's,
+    `VideoStore`'s, is a digest of its episodes and poses)."""
     return {
         "frames": store.num_frames,
         "episodes": store.num_episodes,

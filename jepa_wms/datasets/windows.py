@@ -19,6 +19,7 @@ from jepa_wms.datasets.storage import TrajectoryStore
 
 if TYPE_CHECKING:
     from jepa_wms.datasets.latents import LatentCache
+    from jepa_wms.datasets.video_windows import VideoStore
 
 __all__ = ["WindowDataset", "split_episodes"]
 
@@ -41,7 +42,7 @@ class WindowDataset:
     """Every window of ``num_frames`` frames, ``frameskip`` steps apart, inside the chosen episodes.
 
     Args:
-        store: the trajectories.
+        store: the trajectories: our HDF5 file, or a robot video folder read as one (`VideoStore`).
         num_frames: T, frames per window (>= 1).
         frameskip: k, env steps between consecutive kept frames (>= 1).
         episodes: episode ids to draw windows from (default: all).
@@ -53,7 +54,7 @@ class WindowDataset:
 
     def __init__(
         self,
-        store: TrajectoryStore,
+        store: TrajectoryStore | VideoStore,
         num_frames: int,
         frameskip: int,
         episodes: Sequence[int] | np.ndarray | None = None,

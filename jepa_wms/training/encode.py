@@ -30,6 +30,7 @@ from ..datasets.latents import (
     find_cache,
 )
 from ..datasets.storage import TrajectoryStore
+from ..datasets.video_windows import VideoStore
 from ..encoders import Encoder, build_encoder
 from ..runlock import folder_lock
 from ..runtime import resolve_device
@@ -82,12 +83,13 @@ def build_cache_encoder(cfg: ExperimentConfig) -> Encoder:
 
 
 def resolve_latents(
-    setting: str, store: TrajectoryStore, encoder: Encoder, cfg: EncoderConfig
+    setting: str, store: TrajectoryStore | VideoStore, encoder: Encoder, cfg: EncoderConfig
 ) -> tuple[LatentCache | None, str]:
     """Apply ``data.latents`` (``auto`` | ``off`` | a cache path): the cache to train on, or None, and why.
 
     ``auto`` takes a complete cache of this dataset for exactly this encoder when the encoder is frozen; an explicit
-    path must be such a cache, else ``LatentCacheError`` says what differs.
+    path must be such a cache, else ``LatentCacheError`` says what differs. A video folder has no cache (``auto`` is
+    ``off``).
     """
     if encoder.observation_key != "pixels":
         # A state encoder is a few arithmetic operations on the dataset's /state rows: nothing worth caching.
@@ -97,6 +99,13 @@ def resolve_latents(
                 f"not pixels, and has no latent cache; use data.latents=auto or off"
             )
         return None, f"training from the dataset's /{encoder.observation_key} rows (model.encoder.type={cfg.type})"
+    if isinstance(store, VideoStore):
+        if setting not in ("auto", "off"):
+            raise LatentCacheError(
+                f"data.latents={setting}: {store.path} is a {store.layout} video folder, decoded on demand, with no "
+                f"latent cache; use data.latents=auto or off, or `jepa-wms convert` it and `jepa-wms encode` that"
+            )
+        return None, f"training from the {store.layout} videos of {store.path}, decoded on demand (no latent cache)"
     if setting == "off":
         return None, "training from pixels (data.latents=off)"
     if encoder.trainable:

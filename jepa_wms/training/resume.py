@@ -21,8 +21,8 @@ from torch.optim import Optimizer
 
 from ..checkpoint import CheckpointError, load_checkpoint, load_state_strict
 from ..config import ExperimentConfig
-from ..datasets import TrajectoryStore
 from ..datasets.latents import dataset_stamp
+from ..datasets.sources import TrainingData
 from ..encoders.from_checkpoint import stored_config
 from ..saved_model import model_payload, saved_objective, saved_progress
 
@@ -56,7 +56,7 @@ def checkpoint_payload(
     model: nn.Module,
     opt: Optimizer,
     cfg: ExperimentConfig,
-    store: TrajectoryStore,
+    store: TrainingData,
     objective: str,
     epoch: int,
     step: int,
@@ -80,7 +80,7 @@ def checkpoint_payload(
 
 
 def resume_from(
-    path: Path, model: nn.Module, opt: Optimizer, cfg: ExperimentConfig, store: TrajectoryStore, objective: str
+    path: Path, model: nn.Module, opt: Optimizer, cfg: ExperimentConfig, store: TrainingData, objective: str
 ) -> tuple[int, int, int]:
     """Load ``path`` into ``model`` and ``opt`` after checking that it is this run; returns
     ``(epoch, step, epoch_step)``."""

@@ -6,6 +6,9 @@ under autocast → NaN check → backward → all-reduce (DDP) → clip → step
 epochs (``auto_eval.py``). All randomness comes from generators seeded by (seed, epoch) or (seed, step)
 (``resume.py``), so a run resumed from any checkpoint produces the same weights as an uninterrupted one. Launch with
 ``torchrun --nproc-per-node N`` to train data-parallel.
+
+The data is our HDF5 file or, read without conversion, a DROID-raw or LeRobot video folder (``datasets/sources.py``:
+``data.layout``, ``data.reader_options``); `WindowDataset` cuts both into the same batches.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write_bytes, remove_stale_temporaries, save_checkpoint
 from ..config import ExperimentConfig
 from ..datasets import Normalizer, TrajectoryStore, WindowDataset, split_episodes
+from ..datasets.sources import TrainingData, open_dataset
 from ..runlock import folder_lock
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
@@ -48,7 +52,7 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
-def build_from_store(cfg: ExperimentConfig, store: TrajectoryStore) -> WorldModel:
+def build_from_store(cfg: ExperimentConfig, store: TrainingData) -> WorldModel:
     """The model ``cfg`` describes, with the dataset's normalisation stats (a state encoder's too, from ``/state``)."""
     a, p = store.action_stats, store.proprio_stats
     if not cfg.data.normalize_actions:  # the data's own units: identity stats
@@ -78,7 +82,7 @@ class Objective:
     """
 
     name: str
-    build: Callable[[ExperimentConfig, TrajectoryStore], nn.Module]  # needs num_parameters(), observation_key
+    build: Callable[[ExperimentConfig, TrainingData], nn.Module]  # needs num_parameters(), observation_key
     loss: Callable[[nn.Module, dict, ExperimentConfig, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
     window: Callable[[ExperimentConfig], tuple[int, int]]  # (frames per window, frameskip)
     latents: bool = True  # may train from a `jepa-wms encode` cache (a frozen encoder's)
@@ -160,12 +164,12 @@ def train(
     with distributed(device, group_timeout(cfg)) as (rank, world), contextlib.ExitStack() as held:
         # ----- data -----
         preload = {"auto": "auto", "true": True, "false": False}[cfg.data.preload]
+        num_frames, frameskip = objective.window(cfg)
         # Pixels go to RAM only once it is known that no latent cache replaces them (see below).
-        store = TrajectoryStore(data_dir, preload=False)
+        store = open_dataset(data_dir, cfg.data, img_size=cfg.model.encoder.img_size, frameskip=frameskip)
         if store.env != cfg.env:
             raise ValueError(f"dataset {store.path} was collected on env {store.env!r} but the config says {cfg.env!r}")
         train_eps, val_eps = split_episodes(store.num_episodes, cfg.data.val_fraction, cfg.train.seed)
-        num_frames, frameskip = objective.window(cfg)
         train_set = WindowDataset(store, num_frames, frameskip, train_eps)
         steps_per_epoch = train_set.steps_per_epoch(cfg.train.batch_size)
         if steps_per_epoch == 0:
@@ -199,10 +203,12 @@ def train(
         latents, latents_note = resolve_latents(setting, store, model.encoder, cfg.model.encoder)
         # A state encoder reads the /state rows (always in RAM): its windows never touch the pixels.
         pixels = model.observation_key == "pixels"
-        if latents is None and pixels and preload is not False:
+        if latents is None and pixels and preload is not False and isinstance(store, TrajectoryStore):
             store.close()
             store = TrajectoryStore(data_dir, preload=preload)
-        windows = {"latents": latents, "pixels": pixels, "action_stats": model.action_normalizer()}
+        # A world model's own action stats (identity for data.normalize_actions=false); other objectives: the data's.
+        action_stats = model.action_normalizer() if hasattr(model, "action_normalizer") else None
+        windows = {"latents": latents, "pixels": pixels, "action_stats": action_stats}
         train_set = WindowDataset(store, num_frames, frameskip, train_eps, **windows)
         val_set = WindowDataset(store, num_frames, frameskip, val_eps, **windows)
         logger = RunLogger(out_dir, enabled=rank == 0)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import pickle
+from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
-from jepa_wms.datasets import DatasetError, TrajectoryStore
+from jepa_wms.datasets import DatasetError, TrajectoryStore, WindowDataset
 from jepa_wms.datasets.formats import convert
-from jepa_wms.datasets.video_windows import VideoWindowDataset
+from jepa_wms.datasets.video_windows import VideoStore, VideoWindowDataset
 from tests.datasets.test_formats_droid import _episode, _poses
 from tests.datasets.test_formats_lerobot import CAM, FPS, _info, _rows, _write_v2
 from tests.robot_media import colour_frames, frame_ids, write_mp4
@@ -73,9 +75,9 @@ def test_lru_of_open_videos_and_pickling(tmp_path):
     ds = VideoWindowDataset(root, 2, img_size=8, cache_size=1)
     ids = [frame_ids(ds.window(w)["pixels"]) for w in (0, 3, 1, 4)]  # alternate between the two episodes
     assert ids == [[0, 4], [0, 4], [4, 8], [4, 8]]
-    assert len(ds._open) == 1
+    assert len(ds._videos.open) == 1
     clone = pickle.loads(pickle.dumps(ds))  # DataLoader workers: open videos are not carried over
-    assert len(clone._open) == 0 and frame_ids(clone.window(2)["pixels"]) == [8, 12]
+    assert len(clone._videos.open) == 0 and frame_ids(clone.window(2)["pixels"]) == [8, 12]
     subset = VideoWindowDataset(root, 2, img_size=8, episodes=[1])
     assert len(subset) == 4 and frame_ids(subset.window(0)["pixels"]) == [0, 4]
 
@@ -195,3 +197,109 @@ def test_arguments_are_checked(tmp_path):
         VideoWindowDataset(root, 2, layout="franka_h5")
     with pytest.raises(IndexError):
         VideoWindowDataset(root, 2).window(99)
+
+
+def _assert_same_store(video: VideoStore, store: TrajectoryStore) -> None:
+    """The same episodes, rows, stats and metadata as the converted file, and every batch of an epoch equal."""
+    assert (video.env, video.env_kwargs, video.image_shape) == (store.env, store.env_kwargs, store.image_shape)
+    assert (video.num_episodes, video.num_frames) == (store.num_episodes, store.num_frames)
+    for key in ("episode_starts", "episode_lengths", "actions", "proprio", "state"):
+        np.testing.assert_array_equal(getattr(video, key), getattr(store, key), err_msg=key)  # NaN rows included
+    assert video.action_stats == store.action_stats and video.proprio_stats == store.proprio_stats
+    assert video.decoded == 0, "opening a video store decodes no frame"
+    for t in (1, 3):  # windows of one frame (pretraining, heads) and of 3
+        a, b = WindowDataset(video, t, 1), WindowDataset(store, t, 1)
+        for x, y in zip(a.batches(2, epoch=1, seed=3), b.batches(2, epoch=1, seed=3), strict=True):
+            assert x.keys() == y.keys() == {"pixels", "proprio", "actions", "state"}
+            for k in x:
+                assert x[k].dtype == y[k].dtype and torch.equal(x[k], y[k]), k
+
+
+def test_video_store_equals_the_converted_file(tmp_path):
+    root = _droid(tmp_path / "droid")
+    store = TrajectoryStore(convert(root, tmp_path / "out", img_size=16, show_progress=False))
+    video = VideoStore(root, img_size=16)
+    assert video.layout == "droid_raw" and video.created.startswith("droid_raw sha256:")
+    _assert_same_store(video, store)
+    frames = np.array([[8, 0], [5, 5]])  # any shape, any order, repeats
+    np.testing.assert_array_equal(video.read_pixels(frames), store.read_pixels(frames))
+    for e in range(store.num_episodes):
+        for key, value in video.episode(e).items():
+            np.testing.assert_array_equal(value, store.episode(e)[key])
+    clone = pickle.loads(pickle.dumps(video))
+    assert len(clone._videos.open) == 0 and np.array_equal(clone.read_pixels([3]), store.read_pixels([3]))
+    # Another camera, or other poses, is another dataset.
+    assert VideoStore(root, img_size=16).created == video.created
+    assert VideoStore(root, img_size=16, fps=30).created != video.created
+    with pytest.raises(DatasetError, match=r"layout droid_raw takes options .*unknown \['state'\]"):
+        VideoStore(root, img_size=16, state="x")
+
+
+def test_video_store_equals_the_converted_lerobot_file(tmp_path):
+    root = _write_v3(tmp_path / "v3", [6, 5, 9], "libx264")
+    for opts in ({}, {"action": "action"}):
+        out = tmp_path / f"out{len(opts)}"
+        store = TrajectoryStore(convert(root, out, img_size=16, options=opts, show_progress=False))
+        _assert_same_store(VideoStore(root, img_size=16, **opts), store)
+
+
+def _write_av1(frames: np.ndarray, fps: int, path, gop: int) -> None:
+    """An AV1 MP4 with a keyframe every ``gop`` frames (hidden/reordered frames in between, as SVT-AV1 codes)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream(_av1_encoder(), rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.gop_size = gop
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+
+
+def _av1_encoder() -> str | None:
+    """The first AV1 encoder this FFmpeg build opens ("av1" may name a hardware-only one)."""
+    import av
+
+    for name in ("libsvtav1", "libaom-av1", "librav1e", "av1"):
+        if name not in av.codecs_available:
+            continue
+        try:
+            ctx = av.CodecContext.create(name, "w")
+            ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = (
+                64,
+                64,
+                "yuv420p",
+                Fraction(1, 15),
+            )
+            ctx.open()
+        except Exception:  # noqa: BLE001 - no such encoder, or one that needs hardware
+            continue
+        return name
+    return None
+
+
+def test_av1_windows_equal_converter_bit_for_bit(tmp_path):
+    """DROID's published MP4s are H.264; AV1 (LeRobot's default codec) must read the same through both paths."""
+    import av
+
+    if _av1_encoder() is None:
+        pytest.skip(
+            f"no AV1 encoder in this PyAV/FFmpeg build (codecs: {sorted(c for c in av.codecs_available if 'av1' in c)})"
+        )
+    root = tmp_path / "droid"
+    ep = _episode(root, "ep0", 30)
+    # 64 px: SVT-AV1 refuses smaller frames. Keyframes every 8 frames: windows seek to one and decode on from it.
+    _write_av1(colour_frames(30, h=64, w=80), 15, ep / "recordings/MP4/111.mp4", gop=8)
+    with av.open(str(ep / "recordings/MP4/111.mp4")) as c:
+        assert c.streams.video[0].codec_context.name in ("libdav1d", "av1", "libaom-av1")
+    store = TrajectoryStore(convert(root, tmp_path / "out", img_size=16, show_progress=False))
+    ds = VideoWindowDataset(root, 3, img_size=16)
+    assert frame_ids(ds.window(len(ds) - 1)["pixels"]) == [20, 24, 28]
+    # Seeks to the keyframes at 16 (decoding 16 … 20) and 24 (24), then decodes on to 28: never from frame 0.
+    assert ds.converted == 3 and ds.decoded == 5 + 1 + 4
+    _assert_same_as_converter(ds, store)  # exact pixels
+    full = VideoWindowDataset(root, 3)  # no resize: the decoder's own frames, centre-cropped
+    converted = convert(root, tmp_path / "full", show_progress=False)
+    _assert_same_as_converter(full, TrajectoryStore(converted))
+    _assert_same_store(VideoStore(root, img_size=16), store)

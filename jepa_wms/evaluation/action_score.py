@@ -32,8 +32,9 @@ import numpy as np
 import torch
 
 from ..checkpoint import atomic_write_bytes
-from ..config import PlanConfig, config_from_dict
-from ..datasets import DatasetError, TrajectoryStore
+from ..config import DataConfig, PlanConfig, config_from_dict
+from ..datasets import DatasetError
+from ..datasets.sources import TrainingData, open_dataset
 from ..planning.dynamics import LatentDynamics
 from ..planning.memory import eval_batch_sizes
 from ..planning.registry import build_planner, model_action_stats
@@ -132,8 +133,8 @@ def score_of(e_xyz: np.ndarray) -> float:
     return max(0.0, 800.0 * (0.1 - float(np.mean(e_xyz))))
 
 
-def _open_data(data: str | Path, model: Any) -> tuple[TrajectoryStore, np.ndarray]:
-    store = TrajectoryStore(data, preload=False)
+def _open_data(data: str | Path, model: Any, data_config: DataConfig, img_size: int) -> tuple[TrainingData, np.ndarray]:
+    store = open_dataset(data, data_config, img_size=img_size, frameskip=1)
     if store.action_dim != ACTION_DIM:
         raise DatasetError(
             f"{store.path}: '/actions' has {store.action_dim} values per step; the action score needs 7-D pose "
@@ -167,7 +168,7 @@ def _open_data(data: str | Path, model: Any) -> tuple[TrajectoryStore, np.ndarra
     return store, usable
 
 
-def _observations(store: TrajectoryStore, rows: Sequence[int]) -> list[dict[str, np.ndarray]]:
+def _observations(store: TrainingData, rows: Sequence[int]) -> list[dict[str, np.ndarray]]:
     rows = np.asarray(rows, dtype=np.int64)
     pixels = store.read_pixels(rows)
     return [
@@ -177,7 +178,7 @@ def _observations(store: TrajectoryStore, rows: Sequence[int]) -> list[dict[str,
 
 
 def _plan_chunk(
-    dyn: LatentDynamics, planner: Any, store: TrajectoryStore, clips: Sequence[ScoreClip], plan: PlanConfig, seed: int
+    dyn: LatentDynamics, planner: Any, store: TrainingData, clips: Sequence[ScoreClip], plan: PlanConfig, seed: int
 ) -> tuple[np.ndarray, float]:
     """Raw planned actions (B, H, 7) of ``clips``, planned as one batch, and the seconds the planner took."""
     first = [int(store.episode_starts[c.episode]) + c.init_frame for c in clips]
@@ -201,10 +202,14 @@ def action_score(
     episodes: int = EPISODES,
     device: str | torch.device = "cpu",
     checkpoint: str | Path | None = None,
+    data_config: DataConfig | None = None,
+    img_size: int = 256,
 ) -> dict[str, Any]:
     """Score ``model`` (a `WorldModel`, or anything `LatentDynamics` can drive) on ``episodes`` clips of the 7-D
-    pose dataset ``data``; ``plan`` defaults to `protocol_plan()`. Writes ``out_dir/results.json`` and
-    ``out_dir/episodes.csv`` and returns the summary."""
+    pose dataset ``data``: a converted file, or a DROID-raw / LeRobot folder read without conversion at ``img_size``
+    (``data_config``'s ``layout`` and ``reader_options``; `jepa_wms.datasets.sources.open_dataset`). ``plan``
+    defaults to `protocol_plan()`. Writes ``out_dir/results.json`` and ``out_dir/episodes.csv`` and returns the
+    summary."""
     plan = protocol_plan() if plan is None else plan
     if plan.horizon != STEPS:
         raise ValueError(f"action score: plan.horizon must be {STEPS} (init to goal is {STEPS} kept frames)")
@@ -212,7 +217,7 @@ def action_score(
         raise ValueError(f"action score: episodes must be a positive int, got {episodes!r}")
     dev = torch.device(device)
     dtype = resolve_dtype(plan.precision, dev, training=False)
-    store, _ = _open_data(data, model)
+    store, _ = _open_data(data, model, data_config or DataConfig(), img_size)
     try:
         clips = select_clips(store.episode_lengths, seed, range(episodes))
         planner = build_planner(plan, model_action_stats(model))
@@ -311,4 +316,6 @@ def evaluate_action_score(
         episodes=EPISODES if episodes is None else episodes,
         device=dev,
         checkpoint=checkpoint,
+        data_config=trained.cfg.data,
+        img_size=trained.cfg.model.encoder.img_size,
     )

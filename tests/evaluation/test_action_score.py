@@ -136,3 +136,22 @@ def test_the_command_line_refuses_bad_input_in_one_line(pose_data, tiny_checkpoi
     assert main([*base, "--checkpoint", str(tiny_checkpoint), "--data", str(pose_data), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "7-D pose action per kept frame" in err
+
+
+def test_a_droid_folder_scores_as_its_converted_file(pose_data, tmp_path):
+    from jepa_wms.config import load_config
+    from jepa_wms.datasets.export import export_droid_raw
+    from jepa_wms.datasets.formats import convert
+
+    folder = export_droid_raw(pose_data, tmp_path / "droid", fps=4, show_progress=False)
+    converted = convert(folder, tmp_path / "conv", img_size=8, options={"fps": "4"}, show_progress=False)
+    plan = dataclasses.replace(protocol_plan(), **FAST)
+    reader = load_config("droid_quick", ["data.reader_options.fps=4"]).data  # the folder's data section
+    untimed = ("planning_seconds_per_episode", "planning_seconds_total", "plan_seconds", "data")
+    results = []
+    for data, out, data_config in ((folder, "folder", reader), (converted, "file", None)):
+        res = action_score(CumulativePoseModel(), data, tmp_path / out, plan=plan, episodes=8, seed=1, img_size=8,
+                           data_config=data_config)  # fmt: skip
+        rows = [{k: v for k, v in r.items() if k not in untimed} for r in _rows(tmp_path / out)]
+        results.append(({k: v for k, v in res.items() if k not in untimed}, rows))
+    assert results[0] == results[1]

@@ -41,13 +41,13 @@ $JW train --config droid_quick --data "$OUT/data_train" --out "$OUT/model" --res
 t3=$(stamp)
 
 for seed in $SCORE_SEEDS; do  # 5. the offline action score on held-out clips
-  [ -f "$OUT/score_$seed/results.json" ] || $JW eval --protocol action-score --checkpoint "$OUT/model" \
+  [ -f "$OUT/score_$seed/results.json" ] || $JW eval --protocol action-score --checkpoint "$OUT/model/checkpoints/last.pt" \
     --data "$OUT/data_heldout" --seed "$seed" --out "$OUT/score_$seed"
 done
 t4=$(stamp)
 
 for task in reach place; do  # 6. zero-shot in the stand-in (its protocol: H = 3, replan every step, tighter clips)
-  $JW eval --checkpoint "$OUT/model" --env "franka-tabletop-$task" --episodes "$EVAL_EPISODES" \
+  $JW eval --checkpoint "$OUT/model/checkpoints/last.pt" --env "franka-tabletop-$task" --episodes "$EVAL_EPISODES" \
     --out "$OUT/zeroshot_$task"
 done
 t5=$(stamp)

@@ -14,6 +14,9 @@ Features per env (``STATE_FEATURES``; a name ``metaworld-<task>`` selects the Me
   angle would put them 2π apart and make the latent jump where the block merely turns. The agent velocity stays:
   the PD-driven agent's next position depends on it, so without it the latent would not be Markov (it is also in the
   proprio, and a pixel model cannot see it).
+- ``droid``: the 7-D robot pose that robot layouts store as the state (xyz, extrinsic Euler xyz, gripper) as
+  (xyz, the rotation matrix's first two columns, gripper): continuous where the Euler angles wrap at ±π (the
+  stand-in's hand points down, roll ≈ π), and a rotation moves the features by its size.
 - ``metaworld``: the first 39 entries of the state, the Metaworld observation (hand xyz, gripper, object poses, the
   same 18 values one step earlier, goal xyz); the rest is MuJoCo integration state and task bookkeeping.
 
@@ -71,6 +74,13 @@ def _pusht(state: torch.Tensor) -> torch.Tensor:
     return torch.cat([state[..., 0:4], torch.cos(angle), torch.sin(angle), state[..., 5:7]], dim=-1)
 
 
+def _pose(state: torch.Tensor) -> torch.Tensor:
+    from jepa_wms.datasets.pose_actions import euler_to_matrix
+
+    rot = euler_to_matrix(state[..., 3:6])[..., :2]  # (..., 3, 2): the x and y columns
+    return torch.cat([state[..., 0:3], rot.flatten(-2), state[..., 6:7]], dim=-1)
+
+
 STATE_FEATURES: dict[str, StateFeatures] = {
     "wall": StateFeatures("wall", 2, ("x", "y"), _first(2)),
     "pointmaze": StateFeatures("pointmaze", 4, ("x", "y", "vx", "vy"), _first(4)),
@@ -80,6 +90,7 @@ STATE_FEATURES: dict[str, StateFeatures] = {
         ("agent_x", "agent_y", "block_x", "block_y", "cos_angle", "sin_angle", "agent_vx", "agent_vy"),
         _pusht,
     ),
+    "droid": StateFeatures("droid", 7, ("x", "y", "z", "r00", "r01", "r10", "r11", "r20", "r21", "gripper"), _pose),
     "metaworld": StateFeatures("metaworld", 39, tuple(f"obs_{i}" for i in range(39)), _first(39), exact=False),
 }
 

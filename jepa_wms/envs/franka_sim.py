@@ -189,6 +189,53 @@ class RobotSim:
         # mj_forward overwrites the solver's warm start; restore it so the next step matches the original run.
         self._mj.mj_setState(self.model, self.data, phys, self._spec)
         self.env.cur_time = float(self.data.time)
+        self._refresh_controllers()
+
+    def _refresh_controllers(self) -> None:
+        """Make every part controller re-read the robot at its next command. robosuite controllers cache joint
+        positions, Jacobians and the hand pose, and skip re-reading them until their ``run_controller`` has run
+        once; a controller built by a reset (a rebuilt scene) has not, and would command from its build pose."""
+        for ctl in self.cc.part_controllers.values():
+            ctl.new_update = True
+
+    def latched_gripper(self, commands: np.ndarray) -> np.ndarray:
+        """The gripper's latched command after a robosuite reset (zero) and one ``format_action`` per recorded
+        control-step command in ``commands`` (robosuite calls it once per policy step); the gripper is untouched."""
+        saved = self.gripper.current_action
+        try:
+            self.gripper.current_action = np.zeros(self.gripper.dof)
+            for c in np.asarray(commands, np.float64).ravel():
+                self.gripper.format_action(np.array([c]))
+            cur = np.asarray(self.gripper.current_action, np.float64).ravel()
+        finally:
+            self.gripper.current_action = saved
+        out = np.zeros(self.grip_dim)
+        out[: cur.size] = cur
+        return out
+
+    def set_recorded(self, flat: np.ndarray, gripper_commands: np.ndarray) -> np.ndarray:
+        """Set a recorded robosuite state and return `get_state` there.
+
+        ``flat`` is robosuite's flattened state (time, qpos, qvel: ``sim.get_state().flatten()``, robomimic's
+        ``states``), set as robomimic's ``reset_to``. What it does not hold is rebuilt deterministically: warm
+        start, ctrl, act and mocap as after ``mj_resetData``; the gripper's latched command from the recorded
+        gripper commands before this step (`latched_gripper`); the arm controller's origin at the base's pose.
+        """
+        sim = self.env.sim
+        flat = np.asarray(flat, np.float64)
+        want = 1 + int(self.model.nq) + int(self.model.nv)
+        if flat.shape != (want,):
+            raise ValueError(
+                f"recorded state must have 1 + nq + nv = {want} values (time, qpos, qvel), got {flat.shape}"
+            )
+        sim.reset()
+        sim.set_state_from_flattened(flat)
+        sim.forward()
+        self.gripper.current_action = self.latched_gripper(gripper_commands)
+        self.arm_ctl.update_origin(*self.cc.get_controller_base_pose(self.arm))
+        self.env.cur_time = float(self.data.time)
+        self._refresh_controllers()
+        return self.get_state()
 
     def set_qpos(self, state: np.ndarray, **joints: np.ndarray) -> np.ndarray:
         """``state`` with named joints' qpos replaced and velocities zeroed (start states, tests)."""

@@ -40,7 +40,12 @@ HOVER = 0.08  # m above the cube before descending to grasp
 
 def _scene(img_size: int) -> Any:
     """robosuite's Lift task (one cube on a table) with PandaOmron, Robotiq-85, OSC at 20 Hz and the RoboCasa
-    camera; no robosuite renderer (frames come from our own headless renderer)."""
+    camera; no robosuite renderer (frames come from our own headless renderer).
+
+    No initialization noise and a fixed seed: robosuite's OSC pulls the arm (nullspace) towards the joints it had
+    when the controller was made, state that `get_state` does not hold; robosuite's default noise (unseeded) made
+    that target, and so every trajectory, differ between env instances. Without it the target is the robot's
+    nominal ``init_qpos``, as after a deterministic reset (`RobocasaEnv` rebuilding a recorded scene)."""
     import_robosuite("franka-tabletop")
     from robosuite.controllers import load_composite_controller_config
     from robosuite.environments.manipulation.lift import Lift
@@ -54,7 +59,7 @@ def _scene(img_size: int) -> Any:
     return _Lift(
         robots="PandaOmron", gripper_types="Robotiq85Gripper", controller_configs=config, control_freq=CONTROL_HZ,
         has_renderer=False, has_offscreen_renderer=False, use_camera_obs=False, horizon=2**62, ignore_done=True,
-        hard_reset=False,
+        hard_reset=False, initialization_noise=None, seed=0,
     )  # fmt: skip
 
 

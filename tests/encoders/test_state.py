@@ -51,6 +51,19 @@ def test_pusht_angle_wraps_around():
     assert float((lat[0, 0] - lat[0, 1]).norm()) < 0.05
 
 
+def test_droid_pose_features_are_continuous_across_the_euler_wrap():
+    enc = StateEncoder("droid")
+    assert enc.embed_dim == 10
+    # Roll just under +π and just over −π: the same hand, 0.02 rad apart.
+    a, b, flat = enc.state_to_features(
+        torch.tensor([[0.1, 0.2, 0.3, math.pi - 0.01, 0, 0, 0.5], [0.1, 0.2, 0.3, -math.pi + 0.01, 0, 0, 0.5],
+                      [1.0, 2.0, 3.0, 0, 0, 0, 1.0]])  # fmt: skip
+    )
+    assert float((a - b).norm()) < 0.03
+    # Identity rotation: columns x = (1, 0, 0), y = (0, 1, 0) row by row.
+    torch.testing.assert_close(flat, torch.tensor([1.0, 2.0, 3.0, 1, 0, 0, 1, 0, 0, 1.0]))
+
+
 def test_other_envs_features():
     wall = torch.tensor([[3.0, 4.0]])
     torch.testing.assert_close(StateEncoder("wall").state_to_features(wall), wall)

@@ -49,3 +49,22 @@ def test_gripper_out_of_range(tmp_path):
     _write(tmp_path / "f/episode.h5", 9, grip=np.full(9, -0.5))
     with pytest.raises(DatasetError, match="episode.h5: .*gripper -0.5 outside"):
         convert(tmp_path / "f", tmp_path / "out", show_progress=False)
+
+
+def test_paper_eval_episodes_in_the_config_order(tmp_path):
+    from jepa_wms.datasets.formats.franka_h5 import PAPER_EVAL_EPISODES
+
+    root = tmp_path / "franka_custom" / "data"
+    lengths = {}
+    for i, pattern in enumerate(reversed(PAPER_EVAL_EPISODES)):  # written in another order than the list's
+        lengths[pattern] = 9 + 8 * (i % 2)
+        _write(root / pattern.removeprefix("**/"), lengths[pattern])
+    _write(root / "pick/v0/run_0001/episode.h5", 17)  # the published 16th file, which the configs leave out
+    assert len(PAPER_EVAL_EPISODES) == 15
+    store = TrajectoryStore(convert(root, tmp_path / "out", img_size=8, options={"episodes": "paper"},
+                                    show_progress=False))  # fmt: skip
+    assert store.num_episodes == 15
+    assert store.episode_lengths.tolist() == [2 if lengths[p] == 9 else 3 for p in PAPER_EVAL_EPISODES]
+    (root / PAPER_EVAL_EPISODES[4].removeprefix("**/")).unlink()
+    with pytest.raises(DatasetError, match=r"episodes=paper: no file matches \*\*/pick/pickupcup_v0"):
+        convert(root, tmp_path / "out2", options={"episodes": "paper"}, show_progress=False)

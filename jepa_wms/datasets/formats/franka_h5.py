@@ -5,7 +5,9 @@
 in [0, 1]; the camera (default ``exterior_image_2_left``, option ``camera=``) is a uint8 image array (T, H, W, 3).
 Frames are kept every ⌈30/4⌉ = 8 and actions are the 7-D pose deltas between them, as for DROID.
 
-The root is a folder searched recursively for ``episode*.h5`` files, converted in path order.
+The root is a folder searched recursively for ``episode*.h5`` files, converted in path order; option
+``episodes=paper`` converts only the paper's 15 evaluation recordings (`PAPER_EVAL_EPISODES`, the globs of the
+released DROID evaluation configs: 8 pick, 5 push, 2 folding), in that order, each of which must match one file.
 """
 
 from __future__ import annotations
@@ -20,17 +22,48 @@ from jepa_wms.datasets.formats.base import Episode, PublishedLayout, register_la
 from jepa_wms.datasets.formats.robot_video import check_pose, crop_resize, kept_episodes, kept_indices, pose_episode
 from jepa_wms.datasets.storage import DatasetError
 
-__all__ = ["FRANKA_H5", "episode_files", "read", "read_episode"]
+__all__ = ["FRANKA_H5", "PAPER_EVAL_EPISODES", "episode_files", "read", "read_episode"]
 
 DEFAULT_CAMERA = "exterior_image_2_left"
 FPS = 30
 GROUP = "episode_data/observation"
 PATTERN = "episode*.h5"
+# The released evaluation configs' `mpk_manifest_patterns` (relative to the franka_custom/data folder). The paper
+# speaks of 16 videos; the 16th published file (pick/v0/run_0001) is selected by neither config.
+PAPER_EVAL_EPISODES = (
+    "**/pick/liftcup_v0/run_0001/episode.h5",
+    "**/pick/pickandplaceredcube_v0/run_0001/episode.h5",
+    "**/pick/pickcube_v0/run_0001/episode.h5",
+    "**/pick/pickpen_v0/run_0001/episode.h5",
+    "**/pick/pickupcup_v0/run_0001/episode.h5",
+    "**/pick/reachcup_v0/run_0001/episode.h5",
+    "**/pick/reachliftcup_v0/run_0001/episode.h5",
+    "**/pick/reachliftcup_v1/run_0001/episode.h5",
+    "**/push/brownboxpush_v0/run_0001/episode.h5",
+    "**/push/push_various_objects/blue_bowl/episode.h5",
+    "**/push/push_various_objects/blue_box/episode.h5",
+    "**/push/push_various_objects/cap/episode.h5",
+    "**/push/push_various_objects/pengiun_plush/episode.h5",  # sic: the published folder name
+    "**/folding/foldjacketsleeve_v0/run_0001/episode.h5",
+    "**/folding/foldjacketsleeve_v1/run_0001/episode.h5",
+)
 
 
-def episode_files(root: Path) -> list[Path]:
+def episode_files(root: Path, episodes: str = "all") -> list[Path]:
+    """``root``'s episode files in path order (``episodes="all"``) or the paper's 15 in their order (``"paper"``)."""
     root = Path(root)
-    return [root] if root.is_file() else sorted(root.rglob(PATTERN))
+    if episodes == "all":
+        return [root] if root.is_file() else sorted(root.rglob(PATTERN))
+    if episodes != "paper":
+        raise DatasetError(f"franka_h5: option episodes must be 'all' or 'paper', got {episodes!r}")
+    files = []
+    for pattern in PAPER_EVAL_EPISODES:
+        found = sorted(root.glob(pattern))
+        if len(found) != 1:
+            what = "no file" if not found else f"{len(found)} files ({', '.join(map(str, found[:3]))})"
+            raise DatasetError(f"{root}: episodes=paper: {what} matches {pattern}; expected exactly one")
+        files.append(found[0])
+    return files
 
 
 def read_episode(
@@ -73,9 +106,13 @@ def read_episode(
 
 
 def read(
-    root: Path, img_size: int | None = None, camera: str = DEFAULT_CAMERA, fps: float | str = FPS
+    root: Path,
+    img_size: int | None = None,
+    camera: str = DEFAULT_CAMERA,
+    fps: float | str = FPS,
+    episodes: str = "all",
 ) -> tuple[int, Iterator[Episode]]:
-    files = episode_files(root)
+    files = episode_files(root, episodes)
     if not files:
         raise DatasetError(f"{root}: no Franka episodes ({PATTERN})")
     fps = float(fps)
@@ -98,7 +135,7 @@ FRANKA_H5 = register_layout(
         description=f"Franka episode.h5 files: {GROUP}/{{cartesian_position, gripper_position, <camera>}} (30 Hz)",
         required=(f"**/{PATTERN}",),
         read=read,
-        optional=("camera", "fps"),
+        optional=("camera", "fps", "episodes"),
         resizes=True,
     )
 )

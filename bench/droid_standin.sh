@@ -8,7 +8,7 @@
 #
 # Sizes: N=100 episodes of 40 steps per task (100 reach-policy + 100 place-policy = 200 episodes, 128-px frames);
 # the last HELD=12 of each task are held out for the action score. Env vars override: N, LEN, HELD, EVAL_EPISODES,
-# SCORE_SEEDS, TRAIN (extra `key=value` overrides for training). Prints one JSON object at the end (also OUT/summary.json).
+# SCORE_SEEDS, CONFIG (droid_keypoints, the default, or droid_quick), TRAIN (extra `key=value` training overrides). Prints one JSON object at the end (also OUT/summary.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/droid_sim}
@@ -36,8 +36,14 @@ for part in train heldout; do  # 3. read it back with the DROID reader (every fr
 done
 t2=$(stamp)
 
-# 4. train (a finished run resumes to nothing)
-$JW train --config droid_quick --data "$OUT/data_train" --out "$OUT/model" --resume ${TRAIN:-}
+# 4. pretrain the keypoint encoder, then the predictor on it, frozen (a finished run resumes to nothing). The end-to-end
+# conv latent of droid_quick barely sees the hand here (README): CONFIG=droid_quick skips the pretraining.
+CONFIG=${CONFIG:-droid_keypoints}
+if [ "$CONFIG" = droid_keypoints ]; then
+  $JW pretrain --config droid_keypoints_encoder --data "$OUT/data_train" --out "$OUT/pretrain" --resume
+  TRAIN="model.encoder.weights=$OUT/pretrain/checkpoints/last.pt ${TRAIN:-}"
+fi
+$JW train --config "$CONFIG" --data "$OUT/data_train" --out "$OUT/model" --resume ${TRAIN:-}
 t3=$(stamp)
 
 for seed in $SCORE_SEEDS; do  # 5. the offline action score on held-out clips

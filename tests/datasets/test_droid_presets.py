@@ -93,23 +93,42 @@ def test_droid_model_sizes():
     assert sizes["droid_quick"] < 1e6
 
 
-def test_droid_quick_trains_on_converted_droid_layout(tmp_path):
-    from jepa_wms.datasets import TrajectoryStore
+@pytest.fixture(scope="module")
+def droid_data(tmp_path_factory):
     from jepa_wms.datasets.formats import convert
-    from jepa_wms.saved_model import load_world_model
-    from jepa_wms.training import train
     from tests.datasets.test_formats_droid import _episode
 
-    torch.set_num_threads(1)
-    root = tmp_path / "droid"
+    root = tmp_path_factory.mktemp("droid") / "droid"
     for e in range(6):
         _episode(root, f"ep{e}", 30)  # 8 kept frames: 5 windows of 4
-    data = convert(root, tmp_path / "data", img_size=64, show_progress=False)
-    store = TrajectoryStore(data)
+    return convert(root, root.parent / "data", img_size=64, show_progress=False)
+
+
+SMALL = ["train.epochs=1", "train.batch_size=8", "train.device=cpu", "data.val_fraction=0.2"]
+
+
+def test_droid_quick_trains_on_converted_droid_layout(droid_data, tmp_path):
+    from jepa_wms.datasets import TrajectoryStore
+    from jepa_wms.saved_model import load_world_model
+    from jepa_wms.training import train
+
+    torch.set_num_threads(1)
+    store = TrajectoryStore(droid_data)
     assert store.env == "droid" and store.action_dim == 7 and store.image_shape[:2] == (64, 64)
-    cfg = load_config(
-        "droid_quick", ["train.epochs=1", "train.batch_size=8", "train.device=cpu", "data.val_fraction=0.2"]
-    )
-    ckpt = train(cfg, data, tmp_path / "run", show_progress=False)
+    ckpt = train(load_config("droid_quick", SMALL), droid_data, tmp_path / "run", show_progress=False)
     model, saved, _ = load_world_model(ckpt)
     assert saved.env == "droid" and model.action_dim == 7 and saved.model.proprio_emb_dim == 0
+    assert torch.equal(model.action_std, torch.ones(7)), "droid presets take raw (unnormalised) actions"
+
+
+def test_droid_keypoints_freezes_its_pretrained_encoder(droid_data, tmp_path):
+    from jepa_wms.checkpoint import load_checkpoint
+    from jepa_wms.saved_model import load_world_model
+    from jepa_wms.training import pretrain, train
+
+    torch.set_num_threads(1)
+    pre = pretrain(load_config("droid_keypoints_encoder", SMALL), droid_data, tmp_path / "pre", show_progress=False)
+    cfg = load_config("droid_keypoints", [*SMALL, f"model.encoder.weights={pre}"])
+    model, _, _ = load_world_model(train(cfg, droid_data, tmp_path / "run", show_progress=False))
+    encoder = {k: v for k, v in load_checkpoint(pre)["model"].items() if k.startswith("encoder.")}
+    assert encoder and all(torch.equal(model.state_dict()[k], v) for k, v in encoder.items())

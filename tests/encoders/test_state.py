@@ -56,8 +56,13 @@ def test_droid_pose_features_are_continuous_across_the_euler_wrap():
     assert enc.embed_dim == 10
     # Roll just under +π and just over −π: the same hand, 0.02 rad apart.
     a, b, flat = enc.state_to_features(
-        torch.tensor([[0.1, 0.2, 0.3, math.pi - 0.01, 0, 0, 0.5], [0.1, 0.2, 0.3, -math.pi + 0.01, 0, 0, 0.5],
-                      [1.0, 2.0, 3.0, 0, 0, 0, 1.0]])  # fmt: skip
+        torch.tensor(
+            [
+                [0.1, 0.2, 0.3, math.pi - 0.01, 0, 0, 0.5],
+                [0.1, 0.2, 0.3, -math.pi + 0.01, 0, 0, 0.5],
+                [1.0, 2.0, 3.0, 0, 0, 0, 1.0],
+            ]
+        )  # fmt: skip
     )
     assert float((a - b).norm()) < 0.03
     # Identity rotation: columns x = (1, 0, 0), y = (0, 1, 0) row by row.

@@ -45,7 +45,7 @@ class _Clip:
     where: str
     video: Path
     origin: float | None  # seconds of raw frame 0 in the file; None: the file's first frame
-    fps: float
+    fps: float  # the rate raw frames are numbered at from their presentation times
     keep: np.ndarray  # kept raw frame indices
     arrays: Callable[[np.ndarray, np.ndarray], Episode]  # (kept raw indices, frames) -> episode dict
 
@@ -156,7 +156,11 @@ def _droid_clips(root: Path, camera: str | None = None, fps: float | str | None 
         where = f"{video} ({camera})"
         try:  # the header's frame count (the windows' span must be known before anything is decoded)
             with av.open(str(video)) as container:
-                n_video = container.streams.video[0].frames if container.streams.video else 0
+                stream = container.streams.video[0] if container.streams.video else None
+                n_video = stream.frames if stream is not None else 0
+                # Frames are numbered at the file's own rate, as `convert` numbers them in decode order; fps= only
+                # sets which are kept (a file recorded at another rate reads the same through both).
+                rate = float(stream.average_rate) if stream is not None and stream.average_rate else fps
         except Exception as exc:  # noqa: BLE001 - FFmpeg errors come in many types
             raise DatasetError(f"{where}: cannot open video ({type(exc).__name__}: {exc})") from None
         n_video = n_video or _count_frames(video, where)
@@ -166,7 +170,7 @@ def _droid_clips(root: Path, camera: str | None = None, fps: float | str | None 
                 f"only a difference of 1 is tolerated"
             )
         keep = kept_indices(min(n_video, len(pose)), fps)
-        clips.append(_Clip(where, video, None, fps, keep, partial(_pose_arrays, pose)))
+        clips.append(_Clip(where, video, None, rate, keep, partial(_pose_arrays, pose)))
     return clips
 
 

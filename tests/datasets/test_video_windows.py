@@ -55,6 +55,17 @@ def test_droid_windows_equal_converter_and_decode_only_kept_frames(tmp_path, cap
     assert batch["pixels"].shape == (2, 3, 16, 16, 3) and batch["actions"].shape == (2, 2, 7)
 
 
+def test_droid_video_at_another_rate_reads_as_the_converter_reads_it(tmp_path):
+    # A folder `jepa-wms export` writes at 4 fps, read with the default fps=15 (keep every 4th frame): the reader
+    # numbers frames at the file's own rate, as the converter numbers them in decode order.
+    ep = _episode(tmp_path / "droid", "ep0", 21)
+    write_mp4(colour_frames(21), 4, ep / "recordings" / "MP4" / "111.mp4")
+    store = TrajectoryStore(convert(tmp_path / "droid", tmp_path / "out", img_size=16, show_progress=False))
+    ds = VideoWindowDataset(tmp_path / "droid", 3, img_size=16)
+    _assert_same_as_converter(ds, store)
+    assert frame_ids(ds.window(2)["pixels"]) == [8, 12, 16]
+
+
 def test_h264_windows_decode_from_the_keyframe_and_convert_only_kept_frames(tmp_path):
     root = tmp_path / "droid"
     ep = _episode(root, "ep0", 30)  # colour_frames ids wrap after frame 30

@@ -5,12 +5,14 @@ proprio channels, 16 heads of 25), built by ``build_world_model`` with random we
 not depend on them), at a 8×8 ("small") and a 16×16 ("paper") token grid. The encoder never runs: context and
 goal latents are random. One plan = CEM with N candidates × J iterations of H-step rollouts from C context frames
 (the package's ``model.rollout``, key/value cache), plus CEM's final evaluation of the mean; E episodes batched.
+The C − 1 earlier context frames are run once per episode and cost call and their keys/values shared by the N
+candidates (``model.rollout``'s shared context); ``--per-row-context`` runs them once per candidate instead.
 
 Predictor FLOPs (2 per multiply-add; matmuls only, as ``torch.utils.flop_counter`` counts them) per episode::
 
-    plan      = (J·N + 1) · rollout
-    rollout   = call(C − 1 frames, keys of C − 1 frames)           (prefill; absent when C = 1)
-              + Σ_{h<H} call(1 frame, keys of k_h frames) + proprio
+    plan      = (J + 1) · prefill + (J·N + 1) · rollout            ((J·N + 1) · prefill with --per-row-context)
+    prefill   = call(C − 1 frames, keys of C − 1 frames)           (absent when C = 1)
+    rollout   = Σ_{h<H} call(1 frame, keys of k_h frames) + proprio
     call(T,K) = T·n·2·D·p + T·2·A·w + T·n·2·p·D                    (embed, action encoder, output projection)
               + depth · [ T·2·w·6w                                 (AdaLN modulation, once per frame)
                         + T·n·2·w·(3w + w + 2·m)                   (qkv, proj, MLP of hidden m)
@@ -23,6 +25,8 @@ attends to: every frame so far, or at most W with ``--kv-window W``. ``proprio``
 encoder/decoder. Elementwise work (norms, softmax, GELU, the cost) is not counted.
 
     python bench/plan_speed.py --quick                              # CPU smoke run, small budget
+    python bench/plan_speed.py --sizes small --dtypes fp32 --samples 32 --iterations 3 --threads 1 \
+        --keep-freed-memory [--kv-window 2]                        # the CPU anchor of the original's 15.7 s
     python bench/plan_speed.py --device cuda --sizes paper --pad-heads 0,32 [--compile] [--episodes 4]
 """
 
@@ -42,7 +46,7 @@ import torch
 from jepa_wms.config import load_config
 from jepa_wms.layers import padded_head_dim, set_head_padding
 from jepa_wms.planning.cem import CEMPlanner
-from jepa_wms.planning.memory import bytes_per_row, rollout_shape
+from jepa_wms.planning.memory import bytes_per_row, retain_freed_memory, rollout_shape
 from jepa_wms.planning.objectives import goal_cost
 from jepa_wms.runtime import resolve_device
 from jepa_wms.world_model import LatentState, WorldModel, build_world_model
@@ -63,7 +67,15 @@ def build_model(grid: int, depth: int, pred_dim: int, heads: int, device: torch.
     return model.to(device).eval()
 
 
-def plan_flops(model: WorldModel, samples: int, iterations: int, horizon: int, context: int, kv_window: int) -> dict:
+def plan_flops(
+    model: WorldModel,
+    samples: int,
+    iterations: int,
+    horizon: int,
+    context: int,
+    kv_window: int,
+    shared_context: bool = True,
+) -> dict:
     """Predictor FLOPs of one episode's plan (module docstring), split into linear layers and attention."""
     pred = model.predictor
     n, dim, p, w = pred.num_tokens, pred.embed_dim, pred.pred_dim, pred.total_dim
@@ -80,33 +92,47 @@ def plan_flops(model: WorldModel, samples: int, iterations: int, horizon: int, c
         linear += depth * (frames * 2 * w * 6 * w + frames * n * (2 * w * (4 * w + 2 * hidden) + rope))
         return linear, depth * 2 * 2 * (frames * n) * (key_frames * n) * w_exec
 
+    rollouts = iterations * samples + 1
+    # CEM's cost calls (one per iteration, one for the final mean), each running the shared prefill once.
+    prefills = iterations + 1 if shared_context else rollouts
     linear = attention = 0
     kept = 0  # frames whose keys the cache holds before a call (PredictorCache.advance)
-    calls = ([(context - 1)] if context > 1 else []) + [1] * horizon
-    for frames in calls:
-        lin, att = call(frames, kept + frames)
-        linear, attention = linear + lin, attention + att
-        kept = min(kept + frames, kv_window - 1) if kv_window > 0 else kept + frames
+    if context > 1:
+        lin, att = call(context - 1, context - 1)
+        linear, attention = prefills * lin, prefills * att
+        kept = min(context - 1, kv_window - 1) if kv_window > 0 else context - 1
+    for _ in range(horizon):
+        lin, att = call(1, kept + 1)
+        linear, attention = linear + rollouts * lin, attention + rollouts * att
+        kept = min(kept + 1, kv_window - 1) if kv_window > 0 else kept + 1
     if model.proprio_encoder is not None:  # context embedding, then a re-embedding of every predicted step
         enc = model.proprio_encoder.proj
-        linear += (context + horizon) * 2 * enc.in_features * enc.out_features
+        linear += (prefills * context + rollouts * horizon) * 2 * enc.in_features * enc.out_features
     if model.proprio_decoder is not None:
         dec = model.proprio_decoder.proj
-        linear += horizon * 2 * dec.in_features * dec.out_features
-    rollouts = iterations * samples + 1
-    return {"linear": rollouts * linear, "attention": rollouts * attention, "total": rollouts * (linear + attention)}
+        linear += rollouts * horizon * 2 * dec.in_features * dec.out_features
+    return {"linear": linear, "attention": attention, "total": linear + attention}
 
 
 def cost_fn(
-    model: WorldModel, context: LatentState, ctx_actions: torch.Tensor | None, goal: LatentState, kv_window: int
+    model: WorldModel,
+    context: LatentState,
+    ctx_actions: torch.Tensor | None,
+    goal: LatentState,
+    kv_window: int,
+    shared_context: bool = True,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``(E, S, H, A) -> (E, S)`` as ``planning.dynamics.latent_goal_cost_fn``, but from C >= 1 context frames."""
+    """``(E, S, H, A) -> (E, S)`` as ``planning.dynamics.latent_goal_cost_fn``, but from C >= 1 context frames.
+
+    ``shared_context`` gives ``model.rollout`` the E contexts once (their earlier frames run once, shared by the S
+    candidates); otherwise each is repeated S times and run per candidate row.
+    """
 
     def cost(candidates: torch.Tensor) -> torch.Tensor:
         e, s = candidates.shape[:2]
 
         def rep(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x.repeat_interleave(s, dim=0)
+            return x if x is None or shared_context else x.repeat_interleave(s, dim=0)
 
         ctx = LatentState(rep(context.visual), rep(context.proprio))
         pred = model.rollout(ctx, candidates.flatten(0, 1), rep(ctx_actions), kv_window=kv_window)
@@ -178,11 +204,13 @@ def run_config(args: argparse.Namespace, size: str, grid: int, dtype_name: str, 
     speedups = {
         "kv_cache": pred.context_window == 0,
         "kv_window": args.kv_window,
+        "shared_context": not args.per_row_context,
         "pad_heads": pad,
         "compile": "reduce-overhead" if args.cuda_graphs else ("default" if args.compile else False),
         "sdpa": args.sdpa,
         "tf32": device.type == "cuda" and dtype_name == "fp32" and not args.no_tf32,
         "episodes_batched": args.episodes,
+        "keep_freed_memory": args.keep_freed_memory,
     }
     row: dict[str, Any] = {
         "size": size,
@@ -197,7 +225,8 @@ def run_config(args: argparse.Namespace, size: str, grid: int, dtype_name: str, 
         "speedups": speedups,
         "sdpa_backends_usable": sdpa_backends(attn.num_heads, hd_exec, dtype, device),
     }
-    flops = plan_flops(model, args.samples, args.iterations, args.horizon, args.context, args.kv_window)
+    shared = not args.per_row_context
+    flops = plan_flops(model, args.samples, args.iterations, args.horizon, args.context, args.kv_window, shared)
     row["predictor_gflop_per_plan"] = round(flops["total"] / 1e9, 3)
     row["attention_share"] = round(flops["attention"] / flops["total"], 4)
     # planning.memory's estimate, scaled by the padded head size (the cache stores padded keys and values).
@@ -209,7 +238,7 @@ def run_config(args: argparse.Namespace, size: str, grid: int, dtype_name: str, 
     context = LatentState(torch.randn(e, c, n, d, device=device), torch.randn(e, c, PROPRIO_DIM, device=device))
     goal = LatentState(torch.randn(e, 1, n, d, device=device), torch.randn(e, 1, PROPRIO_DIM, device=device))
     ctx_actions = torch.randn(e, c - 1, model.action_dim, device=device) if c > 1 else None
-    cost = cost_fn(model, context, ctx_actions, goal, args.kv_window)
+    cost = cost_fn(model, context, ctx_actions, goal, args.kv_window, shared)
     planner = CEMPlanner(num_samples=args.samples, iterations=args.iterations, num_elites=min(10, args.samples))
     autocast = torch.autocast(device.type, torch.bfloat16) if dtype_name == "bf16" else contextlib.nullcontext()
 
@@ -259,9 +288,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=300, help="N, CEM candidates per episode")
     p.add_argument("--iterations", type=int, default=30, help="J, CEM iterations")
     p.add_argument("--horizon", type=int, default=6, help="H, rollout steps")
-    p.add_argument("--context", type=int, default=2, help="C, context frames (C - 1 are prefilled per candidate)")
+    p.add_argument("--context", type=int, default=2, help="C, context frames (C - 1 prefilled once per episode)")
     p.add_argument("--episodes", type=int, default=1, help="E, episodes planned in one batch")
     p.add_argument("--kv-window", type=int, default=0, help="plan.kv_window (0 = keep every frame)")
+    p.add_argument(
+        "--per-row-context", action="store_true", help="run the C - 1 earlier context frames per candidate, unshared"
+    )
     p.add_argument("--depth", type=int, default=0, help="override the predictor depth (0 = the paper's)")
     p.add_argument("--pred-dim", type=int, default=0, help="override pred_dim (0 = the paper's 384)")
     p.add_argument("--heads", type=int, default=0, help="override the head count (0 = the paper's 16)")
@@ -272,6 +304,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-tf32", action="store_true", help="keep fp32 matmuls in full fp32 on CUDA")
     p.add_argument("--count-flops", action="store_true", help="also count one plan with FlopCounterMode")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    p.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc keeps freed memory for reuse (planning.memory.retain_freed_memory): fewer page faults on CPU",
+    )
     p.add_argument("--quick", action="store_true", help="small budget: N=16, J=2, H=3 (smoke test)")
     args = p.parse_args(argv)
     if args.quick:
@@ -283,6 +320,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.keep_freed_memory and not retain_freed_memory():
+        print("--keep-freed-memory: this C library has no usable mallopt; ignored", file=sys.stderr)
+        args.keep_freed_memory = False
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -44,6 +44,11 @@ class LatentState:
     proprio: Tensor | None
 
 
+def _repeat_rows(x: Tensor, repeats: int) -> Tensor:
+    """Row b of ``x`` repeated ``repeats`` times (rows b·repeats … (b+1)·repeats − 1); a broadcast view for one row."""
+    return x.expand(repeats, *x.shape[1:]) if x.shape[0] == 1 else x.repeat_interleave(repeats, dim=0)
+
+
 def denormalize_actions(actions: Tensor, mean: Tensor, std: Tensor, frameskip: int) -> Tensor:
     """Model actions (..., frameskip·A) normalised with raw per-step ``mean``/``std`` (A,) → raw (..., frameskip, A)."""
     raw = actions.unflatten(-1, (frameskip, -1))
@@ -180,17 +185,35 @@ class WorldModel(nn.Module):
         proprio fed back and returned is per patch (B, H, N, E), as the original unrolled. ``kv_window`` W >= 1 keeps
         only the last W frames in the key/value cache (sliding-window attention, bounded memory; see
         ``LatentPredictor.new_cache``); 0 keeps them all.
+
+        Shared context (planning): ``actions`` may hold S candidates per context row, (B·S, H, A_model), row
+        b·S + s rolled out from context row b. The C − 1 earlier context frames are then run once per context row
+        and their cache shared by its S candidates, instead of once per candidate; the predictions equal those
+        from a context repeated S times (``repeat_interleave``), up to the float rounding of a smaller batch.
         """
-        num_ctx = context.visual.shape[1]
+        num_ctx, batch = context.visual.shape[1], context.visual.shape[0]
         if num_ctx > 1 and (context_actions is None or context_actions.shape[1] != num_ctx - 1):
             raise ValueError(f"rollout: {num_ctx} context frames need context_actions of shape (B, {num_ctx - 1}, A)")
-        cache = self.predictor.new_cache(context.visual.shape[0], kv_window)
+        rows = actions.shape[0]
+        if rows % batch:
+            raise ValueError(
+                f"rollout: actions {tuple(actions.shape)} must have B·S rows, S candidates per context row (B={batch})"
+            )
+        repeats = rows // batch
+        cache = self.predictor.new_cache(batch, kv_window)
         p_emb_ctx = self._embed_proprio(context.proprio)
         if num_ctx > 1:
             prefix = None if p_emb_ctx is None else p_emb_ctx[:, :-1]
             self.predictor.prefill(context.visual[:, :-1], context_actions, prefix, cache)
         z = context.visual[:, -1]
         p_emb = None if p_emb_ctx is None else p_emb_ctx[:, -1]
+        if repeats > 1:
+            cache = cache.expand(rows) if batch == 1 else cache.repeat_interleave(repeats)
+            z = _repeat_rows(z, repeats)
+            p_emb = None if p_emb is None else _repeat_rows(p_emb, repeats)
+        # The cache is private to this rollout, so it can grow in place (autograd off) instead of being
+        # re-concatenated at every step; a sliding-window cache ignores this.
+        cache.reserve(actions.shape[1] * self.predictor.tokens_per_frame)
         zs, ps = [], []
         for h in range(actions.shape[1]):
             z, p_emb_pred = self.predictor.step(z, actions[:, h], p_emb, cache)

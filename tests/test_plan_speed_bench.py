@@ -44,7 +44,14 @@ def _run(*extra: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("extra", [(), ("--context", "3", "--kv-window", "2", "--episodes", "2")])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("--context", "3", "--kv-window", "2", "--episodes", "2"),
+        ("--context", "3", "--per-row-context", "--keep-freed-memory"),
+    ],
+)
 def test_quick_json_and_flops(extra: tuple[str, ...]):
     out = _run("--dtypes", "fp32,bf16", "--pad-heads", "0,8", *extra)
     assert out["bench"] == "plan_speed"
@@ -59,7 +66,10 @@ def test_quick_json_and_flops(extra: tuple[str, ...]):
     for row in rows:
         assert "error" not in row, row
         assert set(row) >= ROW_KEYS, ROW_KEYS - set(row)
-        assert set(row["speedups"]) >= {"kv_cache", "kv_window", "pad_heads", "compile", "sdpa"}
+        assert set(row["speedups"]) >= {"kv_cache", "kv_window", "shared_context", "pad_heads", "compile", "sdpa"}
+        assert row["speedups"]["shared_context"] == ("--per-row-context" not in extra)
+        if sys.platform == "linux":  # glibc's mallopt
+            assert row["speedups"]["keep_freed_memory"] == ("--keep-freed-memory" in extra)
         # Width 24 + 16 proprio over 4 heads: head size 10, executed as 16 when padded to a multiple of 8.
         assert row["head_dim"] == 10
         assert row["head_dim_executed"] == (16 if row["speedups"]["pad_heads"] else 10)

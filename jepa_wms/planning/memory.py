@@ -27,6 +27,7 @@ not even one episode's candidates fit, into a number of candidate rows per sub-b
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "format_bytes",
     "kv_cache_bytes",
     "plan_batch_sizes",
+    "retain_freed_memory",
     "rollout_shape",
 ]
 
@@ -168,6 +170,27 @@ def plan_batch_sizes(row_bytes: int, candidates: int, episode_chunk: int, budget
     if episode_bytes <= budget_bytes:
         return min(episode_chunk, budget_bytes // episode_bytes), 0
     return 1, max(1, budget_bytes // row_bytes)
+
+
+def retain_freed_memory(max_block_bytes: int = 32 << 20) -> bool:
+    """Make the C allocator (glibc) keep freed memory for reuse instead of handing it back to the OS at once.
+
+    A CPU rollout allocates and frees the same tens of MB at every step (MLP activations, the per-rollout
+    key/value buffers). By default glibc maps blocks of more than its (adaptive) threshold afresh and trims the
+    heap top when it frees them, so every step pays page faults and the zeroing of fresh pages again (about 5 %
+    of a CPU plan at the PointMaze paper size, 8×8 tokens, see ``bench/plan_speed.py --keep-freed-memory``).
+    This serves blocks up to ``max_block_bytes`` (glibc's ceiling, 32 MiB) from the heap and never trims it:
+    the process keeps its peak memory. Numerics are unchanged. Process-wide; returns False where the C library
+    has no ``mallopt`` (not glibc) or refuses the values. Same as the environment variables
+    ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647`` set before start.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return mallopt(m_mmap_threshold, max_block_bytes) == 1 and mallopt(m_trim_threshold, 2**31 - 1) == 1
 
 
 def format_bytes(num: float) -> str:

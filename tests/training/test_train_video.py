@@ -16,25 +16,16 @@ from jepa_wms.datasets.formats import convert
 from jepa_wms.datasets.sources import open_dataset
 from jepa_wms.datasets.video_windows import VideoStore
 from jepa_wms.training import train
+from tests.conftest import TINY
 from tests.datasets.test_formats_droid import _episode
 from tests.training.test_resume import _assert_same_run
 
 # droid_quick (raw 7-D pose-delta actions, frameskip 1, 4-frame windows) with a model small enough for 16-px frames.
 TINY_DROID = [
-    "model.encoder.img_size=16",
-    "model.encoder.channels=[8, 16]",
-    "model.encoder.embed_dim=8",
-    "model.encoder.grid_size=4",
-    "model.encoder.stem_patch=0",
-    "model.predictor.pred_dim=16",
-    "model.predictor.depth=1",
-    "model.predictor.num_heads=2",
+    *(o for o in TINY if o.startswith(("model.encoder.", "model.predictor.", "train.")) and "epochs" not in o),
     "data.val_fraction=0.2",
-    "train.batch_size=8",
     "train.epochs=2",
     "train.device=cpu",
-    "train.precision=fp32",
-    "train.log_every=1",
     "optim.warmup_steps=2",
 ]
 

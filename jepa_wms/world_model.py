@@ -25,7 +25,6 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig, ProprioSpace
-from .datasets.normalize import Normalizer
 from .encoders import Encoder, PixelDecoder, build_encoder
 from .predictors import LatentPredictor, ProprioDecoder, ProprioEncoder, build_predictor
 
@@ -114,10 +113,6 @@ class WorldModel(nn.Module):
     def normalize_actions(self, raw: Tensor) -> Tensor:
         """Raw env actions (..., frameskip, A) → model actions (..., frameskip·A)."""
         return ((raw - self.action_mean) / self.action_std).flatten(-2)
-
-    def action_normalizer(self) -> Normalizer:
-        """The per-dimension action statistics the model was trained with, for data pipelines."""
-        return Normalizer(self.action_mean.double().cpu().numpy(), self.action_std.double().cpu().numpy())
 
     # ----- encoding and prediction ---------------------------------------------------------------------------
     def encode(

@@ -41,6 +41,11 @@ class Normalizer:
         return int(self.mean.shape[0])
 
     @classmethod
+    def identity(cls, dim: int) -> Normalizer:
+        """Mean 0, std 1: values pass unchanged (data taken in its own units)."""
+        return cls(np.zeros(dim), np.ones(dim))
+
+    @classmethod
     def fit(cls, array: np.ndarray) -> Normalizer:
         """Statistics of (N, D) samples; std is floored at 1e-6 so constant dims stay finite."""
         arr = np.asarray(array, dtype=np.float64)

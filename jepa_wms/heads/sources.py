@@ -21,6 +21,7 @@ from torch import Tensor
 from ..config import ExperimentConfig
 from ..datasets import TrajectoryStore, WindowDataset, collect_episode, split_episodes
 from ..envs import make_env
+from ..training.train import training_action_stats
 from ..world_model import WorldModel
 
 __all__ = [
@@ -103,7 +104,7 @@ def load_clips(
         raise ValueError(f"no episode of {store.path} has the {span} frames {context} + {steps} steps need")
     pixels = model.observation_key == "pixels"
     windows = WindowDataset(
-        store, context + steps, cfg.data.frameskip, order, pixels=pixels, action_stats=model.action_normalizer()
+        store, context + steps, cfg.data.frameskip, order, pixels=pixels, action_stats=training_action_stats(cfg, store)
     )
     firsts = windows.frame_indices(np.arange(len(windows)))[:, 0]
     # Windows are listed episode by episode, start by start: an episode's first window starts at its first frame.

@@ -52,11 +52,15 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
+def training_action_stats(cfg: ExperimentConfig, store: TrainingData) -> Normalizer:
+    """What actions are normalised by in training: the data's stats, or identity with data.normalize_actions=false
+    (the model then takes the data's own units)."""
+    return store.action_stats if cfg.data.normalize_actions else Normalizer.identity(store.action_dim)
+
+
 def build_from_store(cfg: ExperimentConfig, store: TrainingData) -> WorldModel:
     """The model ``cfg`` describes, with the dataset's normalisation stats (a state encoder's too, from ``/state``)."""
-    a, p = store.action_stats, store.proprio_stats
-    if not cfg.data.normalize_actions:  # the data's own units: identity stats
-        a = Normalizer(np.zeros(a.dim), np.ones(a.dim))
+    a, p = training_action_stats(cfg, store), store.proprio_stats
     model = build_world_model(
         cfg.model,
         raw_action_dim=store.action_dim,
@@ -206,9 +210,7 @@ def train(
         if latents is None and pixels and preload is not False and isinstance(store, TrajectoryStore):
             store.close()
             store = TrajectoryStore(data_dir, preload=preload)
-        # A world model's own action stats (identity for data.normalize_actions=false); other objectives: the data's.
-        action_stats = model.action_normalizer() if hasattr(model, "action_normalizer") else None
-        windows = {"latents": latents, "pixels": pixels, "action_stats": action_stats}
+        windows = {"latents": latents, "pixels": pixels, "action_stats": training_action_stats(cfg, store)}
         train_set = WindowDataset(store, num_frames, frameskip, train_eps, **windows)
         val_set = WindowDataset(store, num_frames, frameskip, val_eps, **windows)
         logger = RunLogger(out_dir, enabled=rank == 0)

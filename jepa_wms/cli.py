@@ -60,19 +60,18 @@ def _layout_options(args: argparse.Namespace) -> dict[str, str] | None:
 
 def _export(args: argparse.Namespace) -> None:
     from .datasets.export import export_droid_raw
-    from .datasets.storage import TrajectoryStore
     from .paths import dataset_path
 
-    data = dataset_path(args.data)
-    ids = None
+    episodes = None
     if args.episodes is not None:
-        start, sep, stop = args.episodes.partition(":")
-        if not sep or not all(p.strip().lstrip("-").isdigit() or not p.strip() for p in (start, stop)):
+        try:
+            bounds = [int(b) if b.strip() else None for b in args.episodes.split(":")]
+        except ValueError:
+            bounds = []
+        if len(bounds) != 2:
             raise ValueError(f"--episodes takes START:STOP (a Python slice of episode ids), got {args.episodes!r}")
-        with TrajectoryStore(data, preload=False) as store:
-            count = store.num_episodes
-        ids = list(range(count))[slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None)]
-    print(f"wrote {export_droid_raw(data, args.out, fps=args.fps, episodes=ids)}")
+        episodes = slice(*bounds)
+    print(f"wrote {export_droid_raw(dataset_path(args.data), args.out, fps=args.fps, episodes=episodes)}")
 
 
 def _droid_index(args: argparse.Namespace) -> None:

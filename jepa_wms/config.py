@@ -59,8 +59,7 @@ class CollectConfig:
     policy: str = ""
 
 
-# The options of the video readers (`jepa_wms.datasets.video_windows`) that `data.reader_options` may set.
-READER_OPTIONS = ("camera", "fps", "state", "action")
+READER_OPTIONS = ("camera", "fps", "state", "action")  # what `data.reader_options` may set
 
 
 @dataclass
@@ -71,15 +70,9 @@ class DataConfig:
     preload: Preload | bool = "auto"  # "auto" | "true" | "false": load pixels into RAM (auto: when under 4 GiB)
     # "auto": train on a complete matching `jepa-wms encode` cache when the encoder is frozen; "off"; or a cache path
     latents: str | bool = "auto"
-    # False: the model takes actions in the data's own units (mean 0, std 1 stats), as the released DROID models,
-    # so plan.init_std and plan.action_clip are in metres / radians; True: z-scored per dimension
-    normalize_actions: bool = True
-    # what the training folder holds: "auto" (trajectories.h5: our HDF5; else a droid_raw or lerobot video folder,
-    # detected from its files), "hdf5", "droid_raw" or "lerobot". Video folders train without conversion: frames
-    # decoded on demand at model.encoder.img_size, as `jepa-wms convert --img-size` would write them (frameskip 1)
-    layout: DataLayout = "auto"
-    # video folders: the reader's options, as `jepa-wms convert -o` takes them: camera, fps; lerobot also state, action
-    reader_options: dict[str, Any] = field(default_factory=dict)
+    normalize_actions: bool = True  # false: raw units, as the released DROID models (plan.init_std in m / rad)
+    layout: DataLayout = "auto"  # "auto": trajectories.h5 if there, else a droid_raw / lerobot folder, unconverted
+    reader_options: dict[str, Any] = field(default_factory=dict)  # video folders: camera, fps (lerobot: state, action)
 
     def __post_init__(self) -> None:
         # YAML reads the documented `preload: false` (and `true`, `off`, `no`, ...) as a bool.

@@ -87,11 +87,11 @@ def export_droid_raw(
     out_dir: str | os.PathLike,
     *,
     fps: float = 4.0,
-    episodes: Sequence[int] | None = None,
+    episodes: Sequence[int] | slice | None = None,
     show_progress: bool = True,
 ) -> Path:
-    """Write episodes ``episodes`` (default all) of the dataset ``data`` as DROID folders under ``out_dir``
-    (``<env>+<dataset folder>+<episode>``, the uuid); returns ``out_dir``."""
+    """Write episodes ``episodes`` (ids or a slice of them; default all) of the dataset ``data`` as DROID folders
+    under ``out_dir`` (``<env>+<dataset folder>+<episode>``, the uuid); returns ``out_dir``."""
     if not (isinstance(fps, int | float) and fps > 0):
         raise ValueError(f"export: fps must be > 0, got {fps!r}")
     store = TrajectoryStore(data, preload=False)
@@ -102,7 +102,11 @@ def export_droid_raw(
                 f"{store.path}: '/proprio' has {store.proprio_dim} values per frame; the DROID layout needs the 7-D "
                 "pose (xyz, extrinsic Euler xyz, gripper in [0, 1]), as the franka-tabletop envs record"
             )
-        ids = range(store.num_episodes) if episodes is None else [int(e) for e in episodes]
+        every = range(store.num_episodes)
+        if episodes is None or isinstance(episodes, slice):
+            ids = every[episodes or slice(None)]
+        else:
+            ids = [int(e) for e in episodes]
         bad = [e for e in ids if not 0 <= e < store.num_episodes]
         if bad:
             raise ValueError(f"export: episode {bad[0]} is not in [0, {store.num_episodes}) of {store.path}")

@@ -25,8 +25,8 @@ attends to: every frame so far, or at most W with ``--kv-window W``. ``proprio``
 encoder/decoder. Elementwise work (norms, softmax, GELU, the cost) is not counted.
 
     python bench/plan_speed.py --quick                              # CPU smoke run, small budget
-    python bench/plan_speed.py --sizes small --dtypes fp32 --samples 32 --iterations 3 --threads 1 \
-        --keep-freed-memory [--kv-window 2]                        # the CPU anchor of the original's 15.7 s
+    python bench/plan_speed.py --sizes small --dtypes fp32 --samples 32 --iterations 3 --threads 2 \
+        --keep-freed-memory --profile [--kv-window 2]              # the CPU anchor of the original's 15.7 s
     python bench/plan_speed.py --device cuda --sizes paper --pad-heads 0,32 [--compile] [--episodes 4]
 """
 
@@ -189,6 +189,53 @@ def _cpu_sdpa_mapping() -> dict:
     return {op: flops}
 
 
+# Operator classes of a CPU plan's profile: the matmuls plan_flops counts as linear (bmm: RoPE's einsum), attention.
+LINEAR_OPS = {"aten::addmm", "aten::mm", "aten::bmm"}
+ATTENTION_OPS = ("scaled_dot_product", "flash_attention")
+
+
+def time_split(run_plan: Callable[[], None], seconds: float, flops: dict) -> dict:
+    """Where one CPU plan's time goes: linear layers, attention and the rest (norms, GELU, copies, CEM).
+
+    Profiles one more plan and scales each class's share of operator self time to ``seconds`` (the unprofiled
+    plan). ``ceiling_if_only_linear`` is how many times faster than now a plan could get if attention and all the
+    rest cost nothing: the headroom left at the linear layers' achieved rate. ``floor_seconds_at_peak`` is the
+    plan's matmul FLOPs at the CPU's large-matmul rate: no exact fp32 plan on this machine gets below it.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run_plan()
+    split = {"linear": 0.0, "attention": 0.0, "other": 0.0}
+    for event in prof.key_averages():
+        kind = "linear" if event.key in LINEAR_OPS else "other"
+        kind = "attention" if any(a in event.key for a in ATTENTION_OPS) else kind
+        split[kind] += event.self_cpu_time_total
+    total = sum(split.values())
+    seconds_by = {k: seconds * v / total for k, v in split.items()}
+    peak = matmul_peak_gflop_per_s()
+    return {
+        "seconds": {k: round(v, 5) for k, v in seconds_by.items()},
+        "matmul_peak_gflop_per_s": round(peak, 1),
+        "floor_seconds_at_peak": round(flops["total"] / peak / 1e9, 3),
+        "linear_gflop_per_s": round(flops["linear"] / seconds_by["linear"] / 1e9, 1),
+        "attention_gflop_per_s": round(flops["attention"] / max(seconds_by["attention"], 1e-9) / 1e9, 1),
+        "ceiling_if_only_linear": round(seconds / seconds_by["linear"], 3),
+    }
+
+
+def matmul_peak_gflop_per_s(size: int = 4096, repeats: int = 3) -> float:
+    """The CPU's fp32 matmul rate on one large square product (best of ``repeats``): the floor's yardstick."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -268,6 +315,8 @@ def run_config(args: argparse.Namespace, size: str, grid: int, dtype_name: str, 
     row["gflop_per_s"] = round(flops["total"] * e / best / 1e9, 2)
     if device.type == "cuda":
         row["peak_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 1e9, 3)
+    if args.profile:
+        row["time_split"] = time_split(lambda: plan(planner), best, {k: v * e for k, v in flops.items()})
     if args.count_flops:
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -303,6 +352,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cuda-graphs", action="store_true", help="compile with mode=reduce-overhead (experimental)")
     p.add_argument("--no-tf32", action="store_true", help="keep fp32 matmuls in full fp32 on CUDA")
     p.add_argument("--count-flops", action="store_true", help="also count one plan with FlopCounterMode")
+    p.add_argument(
+        "--profile", action="store_true", help="CPU: profile one more plan, split its time (linear, attention, other)"
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     p.add_argument(
         "--keep-freed-memory",
@@ -311,6 +363,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="small budget: N=16, J=2, H=3 (smoke test)")
     args = p.parse_args(argv)
+    if args.profile and resolve_device(args.device).type != "cpu":
+        p.error("--profile splits CPU operator time; run it with --device cpu")
     if args.quick:
         args.samples, args.iterations, args.horizon = 16, 2, 3
     if min(args.samples, args.iterations, args.horizon, args.context, args.episodes, args.repeats) < 1:

@@ -76,3 +76,16 @@ def test_quick_json_and_flops(extra: tuple[str, ...]):
         counted, analytic = row["flops_counted_per_plan"], row["flops_analytic_per_plan"]
         assert abs(counted - analytic) <= 0.05 * counted, (counted, analytic)
         assert row["predictor_gflop_per_plan"] > 0 and row["seconds_per_plan"] > 0
+
+
+def test_profile_splits_the_plan_time():
+    row = _run("--dtypes", "fp32", "--profile")["results"][0]
+    split = row["time_split"]
+    seconds = split["seconds"]
+    assert set(seconds) == {"linear", "attention", "other"}
+    assert all(v > 0 for v in seconds.values()), seconds
+    # The classes share out the timed plan's seconds; the rates and the floor follow from the FLOP count.
+    assert sum(seconds.values()) == pytest.approx(row["seconds_per_plan"], abs=2e-3)
+    assert split["ceiling_if_only_linear"] == pytest.approx(row["seconds_per_plan"] / seconds["linear"], rel=0.02)
+    floor = row["predictor_gflop_per_plan"] / split["matmul_peak_gflop_per_s"]
+    assert split["floor_seconds_at_peak"] == pytest.approx(floor, rel=0.01, abs=1e-3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .config_ranges import RANGES, Range
+from .config import RANGES, Range
 
 if TYPE_CHECKING:
     from .slurm import SlurmOptions

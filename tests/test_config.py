@@ -141,7 +141,7 @@ def test_every_numeric_field_has_a_range():
     import dataclasses
     import typing
 
-    from jepa_wms.config_ranges import RANGES
+    from jepa_wms.config import RANGES
 
     def numeric_keys(cls, prefix=""):
         for f in dataclasses.fields(cls):
@@ -171,7 +171,7 @@ def test_override_that_is_not_plain_yaml_is_a_config_error(value, capfd):
 
 
 def test_choice_tuples_of_the_modules_are_the_config_literals():
-    """Each choice key's values are written once, as a Literal in config.py; the modules that act on them agree."""
+    """Each choice key's values are written once, as a Literal in config/schema.py; the modules acting on them agree."""
     import typing
 
     from jepa_wms import config

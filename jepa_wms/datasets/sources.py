@@ -1,6 +1,6 @@
 """What ``jepa-wms train --data DIR`` reads: our HDF5 trajectory file, or a robot video folder without conversion.
 
-`open_dataset` applies ``data.layout`` and ``data.reader_options`` (``config.py``): a folder holding
+`open_dataset` applies ``data.layout`` and ``data.reader_options`` (``config/schema.py``): a folder holding
 ``trajectories.h5`` (or an ``.h5`` path) is a `TrajectoryStore`; a DROID-raw or LeRobot (video) folder is a
 `VideoStore` (``video_windows.py``), which answers everything training asks a store — env, episodes, the
 action/proprio/state rows and their stats, the identity a resume compares — with what `jepa-wms convert` would have
@@ -19,7 +19,8 @@ from typing import TypeAlias
 
 from jepa_wms.config import ConfigError, DataConfig
 from jepa_wms.datasets.storage import DatasetError, TrajectoryStore, resolve_path
-from jepa_wms.datasets.video_windows import SOURCES, VideoStore
+from jepa_wms.datasets.video_clips import SOURCES
+from jepa_wms.datasets.video_windows import VideoStore
 
 __all__ = ["TrainingData", "VIDEO_LAYOUTS", "open_dataset"]
 

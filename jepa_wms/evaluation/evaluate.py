@@ -29,8 +29,7 @@ import torch
 from tqdm import tqdm
 
 from ..checkpoint import atomic_write_bytes, remove_stale_temporaries
-from ..config import ExperimentConfig, check_range, config_from_dict, load_config
-from ..config_ranges import RANGES
+from ..config import RANGES, ExperimentConfig, check_range, config_from_dict, load_config
 from ..datasets import DatasetError
 from ..envs import env_spec, make_env
 from ..layers import set_head_padding

@@ -1,6 +1,6 @@
 """The numbers every numeric config key accepts: one table, checked with the choices' ``Literal`` types in one pass.
 
-Kept apart from ``config.py`` only for its length. A bad value is refused when the config is read, with the key, the
+A bad value is refused when the config is read, with the key, the
 value and the range, instead of surfacing later as a ZeroDivisionError, a NaN result or an empty run; the command
 line checks its numeric flags against the same ranges (``cli.py``).
 """
@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["RANGES", "Range"]
+from .schema import ConfigError
+
+__all__ = ["RANGES", "Range", "check_range"]
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,9 @@ RANGES: dict[str, Range] = {
     "eval.videos": _NON_NEGATIVE,
     "eval.max_steps": Range(0, 100_000),  # 0: the env's protocol budget; a bound keeps a typo from running for days
 }
+
+
+def check_range(name: str, value: float, allowed: Range) -> None:
+    """ConfigError naming ``name`` (a config key or a command-line flag), the value and the allowed range."""
+    if value not in allowed:
+        raise ConfigError(f"{name} is {value!r}; expected {allowed}")

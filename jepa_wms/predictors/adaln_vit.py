@@ -19,8 +19,6 @@ true rotation, see ``layers.rope``) and, to predict like the original planner, `
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -121,24 +119,13 @@ class AdaLNPredictor(LatentPredictor):
         self._init_weights(init_scale_adaln)
 
     def _init_weights(self, init_scale_adaln: float) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            for layer_id, block in enumerate(self.predictor_blocks, start=1):
-                # Residual branches shrink with depth so the stream's variance does not grow with layer count.
-                block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
-                block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
-                modulation = block.adaLN_modulation[1]
-                if init_scale_adaln == 0:
-                    nn.init.zeros_(modulation.weight)
-                else:
-                    nn.init.trunc_normal_(modulation.weight, std=0.02 * init_scale_adaln)
+        self._init_vit_weights()
+        for block in self.predictor_blocks:
+            modulation = block.adaLN_modulation[1]
+            if init_scale_adaln == 0:
+                nn.init.zeros_(modulation.weight)
+            else:
+                nn.init.trunc_normal_(modulation.weight, std=0.02 * init_scale_adaln)
 
     def extra_repr(self) -> str:
         params = sum(p.numel() for p in self.parameters())

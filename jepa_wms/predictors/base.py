@@ -28,6 +28,7 @@ window when the cache is None) and, if it supports key/value caching, :meth:`Lat
 
 from __future__ import annotations
 
+import math
 import typing
 
 import torch
@@ -105,6 +106,22 @@ class LatentPredictor(nn.Module):
             raise ValueError(f"{name}: {width_name} = {width} must be a multiple of num_heads {num_heads}")
         if rope not in ROPE_MODES:
             raise ValueError(f"{name}: rope must be one of {ROPE_MODES}, got {rope!r}")
+
+    def _init_vit_weights(self) -> None:
+        """Initialisation shared by the RoPE transformers: truncated-normal linears, unit norms, and residual
+        branches shrunk with depth so the stream's variance does not grow with layer count."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        with torch.no_grad():
+            for layer_id, block in enumerate(self.predictor_blocks, start=1):
+                block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
+                block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
 
     # ----------------------------------------------------------------------------------------------------
     # To implement.

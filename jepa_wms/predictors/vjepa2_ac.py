@@ -21,8 +21,6 @@ Official names: ``predictor_embed``, ``action_encoder``, ``proprio_encoder``,
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -97,22 +95,7 @@ class VJepa2ACPredictor(LatentPredictor):
         self.predictor_norm = nn.LayerNorm(pred_dim, eps=1e-6)
         self.predictor_proj = nn.Linear(pred_dim, embed_dim)
         self.proprio_head = nn.Linear(pred_dim, proprio_emb_dim) if predict_proprio and proprio_emb_dim else None
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            for layer_id, block in enumerate(self.predictor_blocks, start=1):
-                # Residual branches shrink with depth so the stream's variance does not grow with layer count.
-                block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
-                block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
+        self._init_vit_weights()
 
     @property
     def predicts_proprio(self) -> bool:

@@ -51,6 +51,7 @@ def pose_rollout(model: WorldModel, context: LatentState, actions: Tensor, kv_wi
     if context.proprio is None or context.visual.shape[1] != 1:
         raise ValueError("pose_rollout: needs one context frame with its proprio (B, 1, 7)")
     cache = model.predictor.new_cache(context.visual.shape[0], kv_window)
+    cache.reserve(actions.shape[1] * model.predictor.tokens_per_frame)  # grown in place, as in WorldModel.rollout
     z, pose = context.visual[:, -1], context.proprio[:, -1]
     zs, poses = [], []
     for h in range(actions.shape[1]):

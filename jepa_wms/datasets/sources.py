@@ -18,14 +18,21 @@ from pathlib import Path
 from typing import TypeAlias
 
 from jepa_wms.config import ConfigError, DataConfig
+from jepa_wms.datasets.normalize import Normalizer
 from jepa_wms.datasets.storage import DatasetError, TrajectoryStore, resolve_path
 from jepa_wms.datasets.video_clips import SOURCES
 from jepa_wms.datasets.video_windows import VideoStore
 
-__all__ = ["TrainingData", "VIDEO_LAYOUTS", "open_dataset"]
+__all__ = ["TrainingData", "VIDEO_LAYOUTS", "open_dataset", "training_action_stats"]
 
 TrainingData: TypeAlias = TrajectoryStore | VideoStore
 VIDEO_LAYOUTS = tuple(sorted(SOURCES))
+
+
+def training_action_stats(data: DataConfig, store: TrainingData) -> Normalizer:
+    """What actions are normalised by in training: the data's stats, or identity with ``data.normalize_actions``
+    false (the model then takes the data's own units)."""
+    return store.action_stats if data.normalize_actions else Normalizer.identity(store.action_dim)
 
 
 def open_dataset(data_dir: str | os.PathLike, data: DataConfig, *, img_size: int, frameskip: int) -> TrainingData:

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from ..config import ExperimentConfig
 from ..datasets import TrajectoryStore, WindowDataset, collect_episode, split_episodes
+from ..datasets.sources import training_action_stats
 from ..envs import make_env
-from ..training.train import training_action_stats
 from ..world_model import WorldModel
 
 __all__ = [
@@ -104,7 +104,12 @@ def load_clips(
         raise ValueError(f"no episode of {store.path} has the {span} frames {context} + {steps} steps need")
     pixels = model.observation_key == "pixels"
     windows = WindowDataset(
-        store, context + steps, cfg.data.frameskip, order, pixels=pixels, action_stats=training_action_stats(cfg, store)
+        store,
+        context + steps,
+        cfg.data.frameskip,
+        order,
+        pixels=pixels,
+        action_stats=training_action_stats(cfg.data, store),
     )
     firsts = windows.frame_indices(np.arange(len(windows)))[:, 0]
     # Windows are listed episode by episode, start by start: an episode's first window starts at its first frame.

@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from ..checkpoint import atomic_write_bytes, remove_stale_temporaries, save_checkpoint
 from ..config import ExperimentConfig
-from ..datasets import Normalizer, TrajectoryStore, WindowDataset, split_episodes
-from ..datasets.sources import TrainingData, open_dataset
+from ..datasets import TrajectoryStore, WindowDataset, split_episodes
+from ..datasets.sources import TrainingData, open_dataset, training_action_stats
 from ..runlock import folder_lock
 from ..runtime import autocast, distributed, resolve_device, resolve_dtype, seeded_generator
 from ..world_model import WorldModel, build_world_model
@@ -52,15 +52,9 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
-def training_action_stats(cfg: ExperimentConfig, store: TrainingData) -> Normalizer:
-    """What actions are normalised by in training: the data's stats, or identity with data.normalize_actions=false
-    (the model then takes the data's own units)."""
-    return store.action_stats if cfg.data.normalize_actions else Normalizer.identity(store.action_dim)
-
-
 def build_from_store(cfg: ExperimentConfig, store: TrainingData) -> WorldModel:
     """The model ``cfg`` describes, with the dataset's normalisation stats (a state encoder's too, from ``/state``)."""
-    a, p = training_action_stats(cfg, store), store.proprio_stats
+    a, p = training_action_stats(cfg.data, store), store.proprio_stats
     model = build_world_model(
         cfg.model,
         raw_action_dim=store.action_dim,
@@ -210,7 +204,7 @@ def train(
         if latents is None and pixels and preload is not False and isinstance(store, TrajectoryStore):
             store.close()
             store = TrajectoryStore(data_dir, preload=preload)
-        windows = {"latents": latents, "pixels": pixels, "action_stats": training_action_stats(cfg, store)}
+        windows = {"latents": latents, "pixels": pixels, "action_stats": training_action_stats(cfg.data, store)}
         train_set = WindowDataset(store, num_frames, frameskip, train_eps, **windows)
         val_set = WindowDataset(store, num_frames, frameskip, val_eps, **windows)
         logger = RunLogger(out_dir, enabled=rank == 0)
